@@ -1,0 +1,3 @@
+from sftscope.cli import main
+
+raise SystemExit(main())

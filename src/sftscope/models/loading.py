@@ -1,0 +1,168 @@
+"""Load a Base model and its fine-tuned variants, checking before any heavy work that they are comparable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+
+from sftscope.errors import IncompatiblePairError, SftscopeError
+from sftscope.models.architectures import ModelParts, arch_for
+from sftscope.runtime import dtype_name, resolve_device, resolve_dtype
+
+PROBE_TEXT = "Question: What is 12 + 30?\nAnswer: 42. The quick brown fox jumps over the lazy dog."
+_DTYPE_KWARG = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model to load: `name` is its side label in every table (base, sft, dpo, ...)."""
+
+    name: str
+    id: str
+    revision: str | None = None
+
+    @staticmethod
+    def parse(text: str, default_name: str) -> "ModelRef":
+        """'ID', 'ID@REV', 'NAME=ID' or 'NAME=ID@REV' -> ModelRef."""
+        name, _, rest = text.partition("=") if "=" in text else (default_name, "", text)
+        model_id, _, rev = rest.partition("@")
+        if not name or not model_id:
+            raise SftscopeError(f"cannot parse model {text!r}: use ID, ID@REVISION or NAME=ID")
+        return ModelRef(name=name, id=model_id, revision=rev or None)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    dtype: str = "auto"
+    device: str = "auto"
+    device_map: str | None = None  # "auto" spreads layers over the available devices
+    trust_remote_code: bool = False
+
+
+@dataclass
+class LoadedModel:
+    ref: ModelRef
+    model: Any
+    tokenizer: Any
+    parts: ModelParts
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def input_device(self) -> torch.device:
+        return next(self.parts.embed.parameters()).device
+
+
+def _looks_local(model_id: str) -> bool:
+    """Hub ids are 'name' or 'org/name'; anything else (./x, /x, ~/x, a/b/c) is meant as a local path."""
+    return model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or Path(model_id).expanduser().exists()
+
+
+def load_config(ref: ModelRef, trust_remote_code: bool = False) -> PretrainedConfig:
+    """Config only (cheap): the first thing read for every model, so bad ids fail before any weights load."""
+    path = Path(ref.id).expanduser()
+    if _looks_local(ref.id) and not path.exists():
+        raise SftscopeError(f"model path {ref.id!r} ({ref.name}) does not exist; give an existing directory "
+                            "or a Hugging Face hub id such as allenai/OLMo-2-0425-1B")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise SftscopeError(f"{path} ({ref.name}) has no config.json: it is not a saved transformers model")
+    try:
+        return AutoConfig.from_pretrained(str(path) if path.exists() else ref.id, revision=ref.revision,
+                                          trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SftscopeError(f"cannot load model {ref.id!r} ({ref.name}): {first}. Check the id or path, "
+                            "the revision, your network / HF_TOKEN, or pass --trust-remote-code for custom code") from exc
+
+
+def check_configs_compatible(base: PretrainedConfig, other: PretrainedConfig, names: tuple[str, str]) -> None:
+    """Same family, depth and width: otherwise layer l of one model says nothing about layer l of the other."""
+    problems = []
+    if base.model_type != other.model_type:
+        problems.append(f"architecture {base.model_type} vs {other.model_type}")
+    for attr in ("num_hidden_layers", "hidden_size"):
+        a, b = getattr(base, attr, None), getattr(other, attr, None)
+        if a != b:
+            problems.append(f"{attr} {a} vs {b}")
+    if problems:
+        raise IncompatiblePairError(f"{names[0]} and {names[1]} cannot be compared layer by layer: "
+                                    f"{'; '.join(problems)}. Compare a fine-tuned model with its own Base")
+
+
+def check_tokenizers_compatible(base_tok, other_tok, names: tuple[str, str]) -> None:
+    a, b = base_tok(PROBE_TEXT)["input_ids"], other_tok(PROBE_TEXT)["input_ids"]
+    if a != b:
+        raise IncompatiblePairError(
+            f"{names[0]} and {names[1]} tokenize the probe text differently ({len(a)} vs {len(b)} tokens); "
+            "the same text would give different token positions. Use the Base's own fine-tuned checkpoints")
+
+
+def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
+    tok = AutoTokenizer.from_pretrained(str(Path(ref.id).expanduser()) if Path(ref.id).expanduser().exists()
+                                        else ref.id, revision=ref.revision, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:  # many base LMs ship without one; padding is always masked out downstream
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return tok
+
+
+def load_model(ref: ModelRef, options: LoadOptions = LoadOptions(), config: PretrainedConfig | None = None,
+               tokenizer=None) -> LoadedModel:
+    """Load one causal LM with its tokenizer; record id, revision, dtype and parameter count."""
+    config = config or load_config(ref, options.trust_remote_code)
+    arch_for(config.model_type)  # unknown architecture: fail before loading weights
+    device = resolve_device(options.device)
+    ckpt_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(ckpt_dtype, str):
+        ckpt_dtype = getattr(torch, ckpt_dtype, None)
+    gpu = options.device_map is not None or device.startswith("cuda")
+    dtype = resolve_dtype(options.dtype, "cuda" if gpu else device, ckpt_dtype)
+    source = str(Path(ref.id).expanduser()) if Path(ref.id).expanduser().exists() else ref.id
+    kwargs: dict[str, Any] = {_DTYPE_KWARG: dtype, "revision": ref.revision,
+                              "trust_remote_code": options.trust_remote_code}
+    if options.device_map is not None:
+        kwargs["device_map"] = options.device_map
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise SftscopeError(f"cannot load weights of {ref.id!r} ({ref.name}): {str(exc).splitlines()[0]}") from exc
+    if options.device_map is None:
+        model.to(device)
+    model.eval()
+    tokenizer = tokenizer or load_tokenizer(ref, options.trust_remote_code)
+    record = {
+        "name": ref.name, "id": ref.id, "revision": ref.revision,
+        "resolved_revision": getattr(config, "_commit_hash", None), "model_type": config.model_type,
+        "dtype": dtype_name(dtype), "device": options.device_map or device,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
+    }
+    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, parts=ModelParts(model), record=record)
+
+
+def check_pair(refs: list[ModelRef], trust_remote_code: bool = False) -> list[PretrainedConfig]:
+    """Cheap checks on configs and tokenizers of Base (first) vs each variant, before loading weights."""
+    names = [r.name for r in refs]
+    if len(set(names)) != len(names):
+        raise SftscopeError(f"model names must be unique, got {names}")
+    configs = [load_config(r, trust_remote_code) for r in refs]
+    for cfg in configs:
+        arch_for(cfg.model_type)
+    base_tok = load_tokenizer(refs[0], trust_remote_code)
+    for ref, cfg in zip(refs[1:], configs[1:]):
+        check_configs_compatible(configs[0], cfg, (refs[0].name, ref.name))
+        check_tokenizers_compatible(base_tok, load_tokenizer(ref, trust_remote_code), (refs[0].name, ref.name))
+    return configs
+
+
+def load_pair(refs: list[ModelRef], options: LoadOptions = LoadOptions()) -> list[LoadedModel]:
+    """Base first, then each fine-tuned variant, all resident at once (checked first)."""
+    configs = check_pair(refs, options.trust_remote_code)
+    return [load_model(r, options, c) for r, c in zip(refs, configs)]

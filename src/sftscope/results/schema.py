@@ -1,0 +1,42 @@
+"""The tidy long-format row every stage writes: one measured number per row."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Columns every table has, in this order; stage-specific columns (mask, seed, task, step, ci_low, ...) follow.
+CORE_COLUMNS = ["run", "side", "dataset", "layer", "metric", "preset", "mode", "value", "n"]
+
+# Reporting modes (PAPER.md): a side's own value, and the three Base-vs-variant views.
+MODE_VALUE = "value"             # metric of one side (base or a variant)
+MODE_SAMPLE_DIFF = "sample_diff"  # mean_i f(Z_i^variant) - f(Z_i^base)
+MODE_DATASET_DIFF = "dataset_diff"  # f(P^variant) - f(P^base)
+MODE_ALIGNMENT = "alignment"     # pair metric itself (CKA, cosine, mean shift)
+MODES = (MODE_VALUE, MODE_SAMPLE_DIFF, MODE_DATASET_DIFF, MODE_ALIGNMENT)
+
+
+@dataclass
+class Row:
+    """One measured value. `layer` is -1 where no layer applies; `extra` holds stage-specific columns."""
+
+    side: str
+    dataset: str
+    layer: int
+    metric: str
+    value: float
+    n: int
+    preset: str = ""
+    mode: str = MODE_VALUE
+    run: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        # inf is a legitimate value (canonical condition number of a singular matrix); NaN never is.
+        if not isinstance(self.value, (int, float)) or math.isnan(float(self.value)):
+            raise ValueError(f"NaN value for {self.metric} at layer {self.layer}: skip it with a counted reason instead")
+        d.update(extra)
+        return d

@@ -1,0 +1,67 @@
+"""Device, dtype and seed decisions: the only module that asks torch about CUDA."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from sftscope.errors import SftscopeError
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def default_device() -> str:
+    return "cuda" if cuda_available() else "cpu"
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto'/None -> cuda if present else cpu; an explicit cuda request without CUDA is an error."""
+    if device in (None, "auto"):
+        return default_device()
+    if device.startswith("cuda") and not cuda_available():
+        raise SftscopeError(f"--device {device} asked for CUDA but torch sees no GPU; use --device cpu")
+    return device
+
+
+def resolve_dtype(dtype: str | None, device: str, checkpoint_dtype: torch.dtype | None = None) -> torch.dtype:
+    """'auto': float32 on CPU (no native bf16 there), the checkpoint's own dtype on GPU (bf16 if unknown)."""
+    if dtype in (None, "auto"):
+        if not device.startswith("cuda"):
+            return torch.float32
+        return checkpoint_dtype if checkpoint_dtype in (torch.bfloat16, torch.float16, torch.float32) else torch.bfloat16
+    if dtype not in _DTYPES:
+        raise SftscopeError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(_DTYPES))}")
+    return _DTYPES[dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seeded_generator(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def device_description() -> str:
+    if cuda_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"cuda x{len(names)}: {', '.join(names)}"
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

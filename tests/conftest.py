@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny random models of each supported architecture, saved and loaded like hub models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (GemmaConfig, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
+                          Olmo2Config, PreTrainedTokenizerFast, Qwen2Config)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+VOCAB = 300
+COMMON = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+
+CONFIGS = {
+    "llama": lambda: LlamaConfig(**COMMON),
+    "mistral": lambda: MistralConfig(**COMMON, sliding_window=None),
+    "olmo2": lambda: Olmo2Config(**COMMON),
+    "qwen2": lambda: Qwen2Config(**COMMON),
+    "gemma2": lambda: Gemma2Config(**COMMON, head_dim=8, final_logit_softcapping=5.0),
+    "gpt2": lambda: GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=4, n_head=4, n_positions=256,
+                               bos_token_id=1, eos_token_id=2),
+    "gpt_neox": lambda: GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                      num_attention_heads=4, max_position_embeddings=256),
+}
+ARCHS = list(CONFIGS)
+
+
+def make_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over a fixed vocabulary (offline, deterministic), BOS added to every text."""
+    words = ["<pad>", "<bos>", "<eos>", "<unk>"] + [chr(c) for c in range(33, 127)] + \
+        "the a of to and is in what question answer A B C D".split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    for i in range(len(vocab), VOCAB):
+        vocab[f"w{i}"] = i
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Split(r"[^A-Za-z0-9]", "isolated")])
+    from tokenizers.processors import TemplateProcessing
+    tok.post_processor = TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def build_tiny(arch: str, seed: int = 0):
+    torch.manual_seed(seed)
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_config(CONFIGS[arch]()).eval()
+
+
+def save_tiny(arch: str, path: Path, seed: int = 0, perturb: float = 0.0) -> Path:
+    model = build_tiny(arch, seed)
+    if perturb:
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(seed + 1)
+            for p in model.parameters():
+                p.add_(perturb * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(path)
+    make_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_dir(tmp_path_factory):
+    """(base_dir, sft_dir) factory per architecture; SFT = Base + small perturbation."""
+    cache: dict[str, tuple[Path, Path]] = {}
+
+    def get(arch: str = "llama"):
+        if arch not in cache:
+            root = tmp_path_factory.mktemp(f"pair-{arch}")
+            cache[arch] = (save_tiny(arch, root / "base"), save_tiny(arch, root / "sft", perturb=0.02))
+        return cache[arch]
+    return get
