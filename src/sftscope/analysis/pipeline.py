@@ -1,0 +1,146 @@
+"""`sftscope analyze`: stream data sets through Base and variants once, accumulate every metric, write tables.
+
+Flow: load (checked) models -> per data set: seeded samples -> per side: tokens -> batches -> ONE forward pass
+per model per batch (hooks) -> per-layer accumulators -> tidy rows -> metrics.parquet/.csv -> figures.
+Resume unit: one data set (all sides). In sequential mode each side's accumulator is spilled to disk as its
+own unit, so a pair that does not fit in memory together is analysed one model at a time.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from sftscope.analysis.config import AnalyzeConfig
+from sftscope.capture.batches import EncodedSample, encode_texts, make_batches
+from sftscope.capture.hooks import capture
+from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
+from sftscope.errors import SftscopeError
+from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
+from sftscope.models.loading import LoadedModel, check_pair, load_model
+from sftscope.results.rundir import RunDir
+from sftscope.results.schema import Row
+
+TABLE = "metrics"
+MIN_TOKENS = 2  # a one-token sample has no token-level structure to measure
+
+
+def _encode_side(prepared: PreparedData, loaded: LoadedModel, cfg: AnalyzeConfig) -> list[EncodedSample]:
+    use_chat = cfg.chat_template and loaded.name != "base"
+    texts = [render_for_side(prepared.spec, r, loaded.tokenizer, use_chat) for r in prepared.records]
+    return encode_texts(prepared.ids, texts, loaded.tokenizer, cfg.max_length)
+
+
+def _data_rows(prepared: PreparedData, side: str, encoded: list[EncodedSample]) -> list[Row]:
+    """Diagnostics a reader needs to trust the numbers: truncation, too-short and empty samples."""
+    n = len(encoded)
+    common = dict(side=side, dataset=prepared.name, layer=-1, n=n, mode="diagnostic")
+    return [Row(metric="truncated_samples", value=sum(e.truncated for e in encoded), **common),
+            Row(metric="too_short_samples", value=sum(len(e.input_ids) < MIN_TOKENS for e in encoded), **common),
+            Row(metric="empty_texts_dropped", value=prepared.dropped_empty, **common),
+            Row(metric="tokens", value=sum(len(e.input_ids) for e in encoded), **common)]
+
+
+def _usable(prepared: PreparedData, encoded: list[EncodedSample]) -> list[EncodedSample]:
+    usable = [e for e in encoded if len(e.input_ids) >= MIN_TOKENS]
+    if not usable:
+        raise SftscopeError(f"every sample of {prepared.name!r} is shorter than {MIN_TOKENS} tokens: "
+                            "nothing to measure; choose another data set or text field")
+    return usable
+
+
+def _new_accumulator(loaded: LoadedModel, prepared: PreparedData, cfg: AnalyzeConfig) -> SideAccumulator:
+    return SideAccumulator(loaded.parts.num_layers + 1, cfg.presets, prepared.token_ids, prepared.pooled_ids)
+
+
+def _run_side(loaded: LoadedModel, prepared: PreparedData, encoded: list[EncodedSample], cfg: AnalyzeConfig,
+              acc: SideAccumulator) -> None:
+    pad = loaded.tokenizer.pad_token_id
+    batches = list(make_batches(encoded, cfg.batch_size, pad, cfg.padding_side))
+    for batch in tqdm(batches, desc=f"{loaded.name} x {prepared.name}", unit="batch", leave=False):
+        capture(loaded, batch, acc.update)
+
+
+def _finish_dataset(run: RunDir, prepared: PreparedData, accs: dict[str, SideAccumulator],
+                    diagnostics: list[Row]) -> None:
+    rows = list(diagnostics)
+    for side, acc in accs.items():
+        rows += side_rows(acc, side, prepared.name)
+    base = accs["base"]
+    for side, acc in accs.items():
+        if side != "base":
+            rows += pair_rows(base, acc, side, prepared.name)
+    run.write_unit(TABLE, prepared.name, rows)
+
+
+def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData]) -> None:
+    """All models loaded; each batch of samples goes through the Base, then each variant."""
+    models = [load_model(r, cfg.load_options(), c) for r, c in zip(cfg.refs(), check_pair(cfg.refs(),
+                                                                                          cfg.trust_remote_code))]
+    run.write_environment(cfg.seed, [m.record for m in models])
+    for prepared in datasets:
+        if run.is_done(TABLE, prepared.name):
+            continue
+        encoded = {m.name: _encode_side(prepared, m, cfg) for m in models}
+        diagnostics = [r for m in models for r in _data_rows(prepared, m.name, encoded[m.name])]
+        usable_ids = {e.id for e in _usable(prepared, encoded["base"])}
+        accs = {m.name: _new_accumulator(m, prepared, cfg) for m in models}
+        # Group samples by the Base's token length so every model sees the same batches.
+        groups = list(make_batches([e for e in encoded["base"] if e.id in usable_ids], cfg.batch_size, 0))
+        by_id = {m.name: {e.id: e for e in encoded[m.name]} for m in models}
+        for group in tqdm(groups, desc=f"{'+'.join(by_id)} x {prepared.name}", unit="batch"):
+            for m in models:
+                side = [by_id[m.name][i] for i in group.sample_ids]
+                for batch in make_batches(side, len(side), m.tokenizer.pad_token_id, cfg.padding_side, False):
+                    capture(m, batch, accs[m.name].update)
+        _finish_dataset(run, prepared, accs, diagnostics)
+
+
+def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData]) -> None:
+    """One model at a time: each side's accumulated state is spilled to disk, then sides are paired."""
+    refs, configs = cfg.refs(), check_pair(cfg.refs(), cfg.trust_remote_code)
+    spill = run.path / "spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
+    records = []
+    for ref, config in zip(refs, configs):
+        todo = [p for p in pending if not (spill / f"{ref.name}--{p.name}.pt").exists()]
+        if not todo:
+            continue
+        loaded = load_model(ref, cfg.load_options(), config)
+        records.append(loaded.record)
+        for prepared in todo:
+            encoded = _encode_side(prepared, loaded, cfg)
+            acc = _new_accumulator(loaded, prepared, cfg)
+            _run_side(loaded, prepared, _usable(prepared, encoded), cfg, acc)
+            diag = [asdict(r) for r in _data_rows(prepared, ref.name, encoded)]
+            (spill / f"{ref.name}--{prepared.name}.diag.json").write_text(json.dumps(diag))
+            acc.save(spill / f"{ref.name}--{prepared.name}.pt")  # written last: marks the side finished
+        del loaded
+        gc.collect()
+    run.write_environment(cfg.seed, records)
+    for prepared in pending:
+        accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt") for r in refs}
+        diag = [Row(**d) for r in refs
+                for d in json.loads((spill / f"{r.name}--{prepared.name}.diag.json").read_text())]
+        _finish_dataset(run, prepared, accs, diag)
+
+
+def run_analyze(cfg: AnalyzeConfig, out: str | Path, plots: bool = True) -> RunDir:
+    """Run (or resume) an analysis into `out`; returns the run directory."""
+    run = RunDir(out)
+    datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.token_samples, cfg.pooled_samples, cfg.text_field)
+                for d in cfg.data]
+    run.bind_config("analyze", cfg.as_dict())
+    if cfg.mode == "resident":
+        _analyze_resident(cfg, run, datasets)
+    else:
+        _analyze_sequential(cfg, run, datasets)
+    if plots:
+        from sftscope.results.plots import plot_analysis
+        plot_analysis(run.read_table(TABLE), run.figures)
+    return run

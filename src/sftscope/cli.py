@@ -1,0 +1,118 @@
+"""Command line: parse arguments into a config, call one pipeline, print where the results went."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sftscope import __version__
+from sftscope.errors import SftscopeError
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _add_model_args(p: argparse.ArgumentParser, sft_required: bool = True) -> None:
+    p.add_argument("--base", required=True, help="Base model: hub id or local dir (ID@REVISION pins a revision)")
+    p.add_argument("--sft", required=sft_required, default=None, help="fine-tuned model compared with the Base")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=ID",
+                   help="more fine-tuned variants of the same Base (repeatable), e.g. dpo=allenai/OLMo-2-0425-1B-DPO")
+    p.add_argument("--dtype", default="auto", help="auto (float32 on CPU, checkpoint dtype on GPU), float32, bf16, fp16")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--device-map", default=None, help="'auto' spreads layers over all GPUs (models that do not fit one)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub (off by default)")
+
+
+def _add_data_args(p: argparse.ArgumentParser, default: str = "gsm8k") -> None:
+    p.add_argument("--data", type=_csv, default=_csv(default),
+                   help=f"comma-separated data set names (sftscope ls datasets) or files (default {default})")
+    p.add_argument("--data-dir", default=None, help="folder with local copies (else $SFTSCOPE_DATA_DIR, else the hub)")
+    p.add_argument("--text-field", default="text", help="field holding the text in user files")
+    p.add_argument("--max-length", type=int, default=512, help="tokens per sample; longer samples are cut and counted")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sftscope", description="Where in depth does fine-tuning change a model? "
+                                     "Layer-wise Base-vs-SFT analysis and Mid-Block Efficient Tuning.")
+    parser.add_argument("--version", action="version", version=f"sftscope {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ls = sub.add_parser("ls", help="list registered data sets, metrics, tasks or architectures")
+    ls.add_argument("what", choices=["datasets", "metrics", "tasks", "architectures"])
+
+    an = sub.add_parser("analyze", help="layer-wise representation metrics of Base vs fine-tuned model(s)")
+    _add_model_args(an, sft_required=False)
+    _add_data_args(an)
+    an.add_argument("--preset", default="both", choices=["paper", "canonical", "both"])
+    an.add_argument("--token-samples", type=int, default=100, help="samples for token-level metrics")
+    an.add_argument("--pooled-samples", type=int, default=1000, help="samples for pooled (data set level) metrics")
+    an.add_argument("--mode", default="resident", choices=["resident", "sequential"],
+                    help="resident: all models loaded together; sequential: one at a time (pairs that do not fit)")
+    an.add_argument("--chat-template", action="store_true", help="render fine-tuned sides with their chat template")
+    an.add_argument("--padding-side", default="right", choices=["left", "right"])
+    an.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
+    an.add_argument("--no-plots", action="store_true")
+
+    org = sub.add_parser("organism", help="the built-in tiny Base/SFT model pair")
+    org_sub = org.add_subparsers(dest="organism_command", required=True, metavar="ACTION")
+    ob = org_sub.add_parser("build", help="build (or reuse) the organism: world, tokenizer, Base, SFT, card")
+    ob.add_argument("--out", default=None, help="folder (default: the user cache, reused when complete)")
+    ob.add_argument("--seed", type=int, default=0)
+    ob.add_argument("--size", default="default", choices=["default", "test"])
+    ob.add_argument("--force", action="store_true", help="rebuild even if a complete build exists")
+    return parser
+
+
+def _cmd_ls(args) -> None:
+    from sftscope.listing import listing
+    print(listing(args.what))
+
+
+def _cmd_analyze(args) -> None:
+    from sftscope.analysis.config import AnalyzeConfig
+    from sftscope.analysis.pipeline import run_analyze
+
+    cfg = AnalyzeConfig(base=args.base, sft=args.sft, variants=args.variant, data=args.data, data_dir=args.data_dir,
+                        text_field=args.text_field, preset=args.preset, token_samples=args.token_samples,
+                        pooled_samples=args.pooled_samples, max_length=args.max_length, batch_size=args.batch_size,
+                        seed=args.seed, dtype=args.dtype, device=args.device, device_map=args.device_map,
+                        trust_remote_code=args.trust_remote_code, mode=args.mode, chat_template=args.chat_template,
+                        padding_side=args.padding_side)
+    run = run_analyze(cfg, args.out, plots=not args.no_plots)
+    print(f"results: {run.path / 'metrics.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
+
+
+def _cmd_organism(args) -> None:
+    from sftscope.organism import build_organism
+
+    paths = build_organism(Path(args.out) if args.out else None, seed=args.seed, size=args.size, force=args.force)
+    print(f"base: {paths.base_dir}\nsft:  {paths.sft_dir}\ndata: {paths.data_dir}\ncard: {paths.card_path}")
+
+
+COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "organism": _cmd_organism}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sftscope` console script; returns the exit status (2 for bad input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except SftscopeError as exc:
+        if args.debug:
+            raise
+        print(f"sftscope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sftscope: interrupted; finished units are kept: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Named data sets: Hugging Face id/config/split AND a local layout (../shared/data), templates, sampling."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from sftscope.data import readers, templates
+from sftscope.errors import SftscopeError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named data set. `local` is relative to the data dir; `from_hub` maps a hub record to the local schema."""
+
+    name: str
+    description: str
+    hf_id: str | None
+    hf_config: str | None
+    hf_split: str
+    local: dict[str, str]  # split -> path relative to the data dir
+    read_local: Callable[[Path], Iterable[dict]]
+    render: Callable[[dict], str]
+    split: Callable[[dict], tuple[str, str]] | None = None  # (prompt, completion): chat template, tuning
+    from_hub: Callable[[dict], dict] = dict
+    id_key: str | None = None
+    task: str | None = None
+
+
+def _text(rec: dict) -> str:
+    return rec["text"]
+
+
+def _hub_mmlu(rec: dict) -> dict:
+    return {"subject": rec.get("subject", ""), "question": rec["question"],
+            **{f"choice{i}": c for i, c in enumerate(rec["choices"])}, "answer": rec["answer"]}
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS[spec.name] = spec
+    return spec
+
+
+for _spec in [
+    DatasetSpec("gsm8k", "grade-school math word problems with worked solutions ending in '#### N'",
+                "openai/gsm8k", "main", "test", {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"}, readers.read_jsonl,
+                templates.joined(templates.gsm8k_split), templates.gsm8k_split, task="gsm8k"),
+    DatasetSpec("mmlu", "57-subject multiple choice; 'Question: ..\\nA) ..\\nAnswer: X'", "cais/mmlu", "all", "test",
+                {"test": "mmlu/test.csv", "dev": "mmlu/dev.csv"}, readers.read_csv, templates.joined(templates.mmlu_split), templates.mmlu_split,
+                from_hub=_hub_mmlu, task="mmlu"),
+    DatasetSpec("wikitext", "WikiText-2 raw test paragraphs (headings dropped)", "Salesforce/wikitext",
+                "wikitext-2-raw-v1", "test", {"test": "wikitext/wikitext-2-raw/wiki.test.raw"}, readers.read_wikitext, _text,
+                from_hub=lambda r: {"text": r["text"].strip()}, task="perplexity"),
+    DatasetSpec("ifeval", "instruction-following prompts", "google/IFEval", None, "train", {"train": "ifeval/input_data.jsonl"},
+                readers.read_jsonl, lambda r: r["prompt"], id_key="key", task="perplexity"),
+    DatasetSpec("humaneval", "Python function prompts with their canonical solutions", "openai/openai_humaneval",
+                None, "test", {"test": "humaneval/HumanEval.jsonl"}, readers.read_jsonl,
+                templates.joined(templates.humaneval_split), templates.humaneval_split, id_key="task_id"),
+    DatasetSpec("mt_bench", "multi-turn chat prompts (both user turns)", "HuggingFaceH4/mt_bench_prompts", None,
+                "train", {"train": "mt_bench/question.jsonl"}, readers.read_jsonl, templates.mt_bench_text,
+                from_hub=lambda r: {"question_id": r.get("prompt_id"), "category": r.get("category"),
+                                    "turns": list(r["prompt"])},
+                id_key="question_id", task="perplexity"),
+    DatasetSpec("toxigen", "ToxiGen hate/neutral statement lists (label from the source)", "toxigen/toxigen-data",
+                "annotated", "test", {"test": "toxigen/prompts"}, readers.read_toxigen_prompts, _text,
+                from_hub=lambda r: {"text": r["text"], "label": "hate" if r.get("toxicity_human", 0) > 2.5
+                                    else "neutral", "target_group": r.get("target_group", "")},
+                id_key="id", task="toxigen"),
+]:
+    register_dataset(_spec)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise UnknownNameError("data set", name, list(DATASETS),
+                               "or give a file path (.jsonl/.csv/.parquet/.txt) with --text-field")
+    return DATASETS[name]
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
+    """--data-dir, else $SFTSCOPE_DATA_DIR, else None (the hub)."""
+    chosen = data_dir or os.environ.get("SFTSCOPE_DATA_DIR")
+    if not chosen:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise SftscopeError(f"data directory {path} does not exist (from --data-dir or SFTSCOPE_DATA_DIR)")
+    return path
+
+
+def _with_ids(records: Iterable[dict], prefix: str, id_key: str | None) -> list[dict]:
+    out = []
+    for i, rec in enumerate(records):
+        rec = dict(rec)
+        rec["id"] = f"{prefix}:{rec[id_key]}" if id_key and id_key in rec else f"{prefix}:{i}"
+        out.append(rec)
+    return out
+
+
+def _load_from_hub(spec: DatasetSpec, split: str) -> list[dict]:
+    try:
+        import datasets  # optional: only needed when no local copy is given
+    except ImportError as exc:
+        raise SftscopeError(f"data set {spec.name!r} has no local copy (pass --data-dir) and the 'datasets' "
+                            "package is missing for the hub: pip install 'sftscope[hub]'") from exc
+    try:
+        ds = datasets.load_dataset(spec.hf_id, spec.hf_config, split=split)
+    except Exception as exc:  # hub errors come in many types (connection, gated, missing config)
+        raise SftscopeError(f"cannot load {spec.name!r} from the hub ({spec.hf_id}, {spec.hf_config}, {split}): "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Offline? Pass "
+                            "--data-dir (or SFTSCOPE_DATA_DIR) pointing at local copies") from exc
+    return [spec.from_hub(r) for r in ds]
+
+
+def load_records(name: str, data_dir: str | Path | None = None, split: str | None = None) -> list[dict]:
+    """All records of a named data set with stable ids: local copy under data_dir if present, else the hub."""
+    spec = get_dataset(name)
+    root = resolve_data_dir(data_dir)
+    split = split or spec.hf_split
+    local = spec.local.get(split)
+    if local is None and (root is not None or spec.hf_id is None):
+        raise SftscopeError(f"data set {name!r} has no split {split!r} locally; splits: {', '.join(spec.local)}")
+    if root is not None and (root / local).exists():
+        records = list(spec.read_local(root / local))
+    elif root is not None and spec.hf_id is None:
+        raise SftscopeError(f"data set {name!r} expects {root / local}, which does not exist")
+    elif spec.hf_id is None:
+        raise SftscopeError(f"data set {name!r} is local only: pass --data-dir")
+    else:
+        records = _load_from_hub(spec, split)
+    return _with_ids(records, name, spec.id_key)
+
+
+def load_user_file(path: str | Path, text_field: str = "text") -> tuple[DatasetSpec, list[dict]]:
+    """A user's own file as an ad-hoc data set named after the file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise SftscopeError(f"data file {path} does not exist")
+    records = _with_ids(readers.read_user_file(path), path.stem, None)
+    if records and text_field not in records[0]:
+        raise SftscopeError(f"{path} has no field {text_field!r} (fields: {', '.join(map(str, records[0]))}); "
+                            "choose one with --text-field")
+    spec = DatasetSpec(path.stem, f"user file {path}", None, None, "file", {"file": str(path)}, readers.read_user_file,
+                       lambda r: str(r[text_field]))
+    return spec, records
+
+
+def sample_records(records: list[dict], n: int | None, seed: int) -> list[dict]:
+    """n records drawn without replacement by a seeded permutation; a prefix of a larger draw (same seed)."""
+    if n is None or n >= len(records):
+        n = len(records)
+    order = np.random.default_rng(seed).permutation(len(records))[:n]
+    return [records[i] for i in order]
