@@ -65,7 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     ob.add_argument("--seed", type=int, default=0)
     ob.add_argument("--size", default="default", choices=["default", "test"])
     ob.add_argument("--force", action="store_true", help="rebuild even if a complete build exists")
+    demo = sub.add_parser("demo", help="the main job: every stage on the built-in organism (or --base/--sft)")
+    demo.add_argument("--quick", action="store_true", help="small organism and sample counts (about 3 minutes on CPU)")
+    demo.add_argument("--out", default=None, help="run directory (default sftscope-runs/demo[-quick]; resumable)")
+    demo.add_argument("--base", default=None, help="run on your own Base instead of the organism (with --sft)")
+    demo.add_argument("--sft", default=None)
+    demo.add_argument("--data", type=_csv, default=None, help="data sets (default: the organism's, or gsm8k,mmlu)")
+    demo.add_argument("--data-dir", default=None)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--stages", type=_csv, default=None, help="only these stages (comma-separated)")
     return parser
+
+
+def _cmd_demo(args) -> None:
+    from sftscope.demo import plan_demo, run_demo
+
+    plan = run_demo(plan_demo(args.out, args.quick, args.base, args.sft, args.data, args.data_dir, args.seed),
+                    args.stages)
+    print(f"\nsftscope demo finished: results in {plan.out.resolve()}")
+    for name, where in plan.done:
+        print(f"  {name:<10} {where}")
+    print(f"  figures    {plan.out.resolve() / 'figures'}")
 
 
 def _cmd_ls(args) -> None:
@@ -94,7 +114,7 @@ def _cmd_organism(args) -> None:
     print(f"base: {paths.base_dir}\nsft:  {paths.sft_dir}\ndata: {paths.data_dir}\ncard: {paths.card_path}")
 
 
-COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "organism": _cmd_organism}
+COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "organism": _cmd_organism, "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

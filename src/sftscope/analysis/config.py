@@ -2,65 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
+from sftscope.config import PairRunConfig
 from sftscope.errors import SftscopeError
-from sftscope.models.loading import LoadOptions, ModelRef
 
 PRESETS = ("paper", "canonical")
 
 
 @dataclass
-class AnalyzeConfig:
-    base: str
-    sft: str | None = None
-    variants: list[str] = field(default_factory=list)  # "NAME=ID[@REV]"
-    data: list[str] = field(default_factory=lambda: ["gsm8k"])
-    data_dir: str | None = None
-    text_field: str = "text"
+class AnalyzeConfig(PairRunConfig):
     preset: str = "both"
     token_samples: int = 100
     pooled_samples: int = 1000
-    max_length: int = 512
-    batch_size: int = 8
-    seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
-    device_map: str | None = None
-    trust_remote_code: bool = False
     mode: str = "resident"  # resident: all models loaded at once; sequential: one model at a time
     chat_template: bool = False  # render the fine-tuned sides with their own chat template
     padding_side: str = "right"
 
     def __post_init__(self):
-        if self.sft is None and not self.variants:
-            raise SftscopeError("give a fine-tuned model to compare with the Base: --sft ID or --variant NAME=ID")
+        super().__post_init__()
         if self.preset not in PRESETS + ("both",):
             raise SftscopeError(f"--preset must be paper, canonical or both, not {self.preset!r}")
         if self.mode not in ("resident", "sequential"):
             raise SftscopeError(f"--mode must be resident or sequential, not {self.mode!r}")
-        for name in ("token_samples", "pooled_samples", "max_length", "batch_size"):
-            if getattr(self, name) < 1:
-                raise SftscopeError(f"--{name.replace('_', '-')} must be at least 1")
-        if not self.data:
-            raise SftscopeError("--data needs at least one data set name or file")
-        self.refs()  # parse model specs now: bad specs fail before anything is written
+        if min(self.token_samples, self.pooled_samples) < 1:
+            raise SftscopeError("--token-samples and --pooled-samples must be at least 1")
 
     @property
     def presets(self) -> list[str]:
         return list(PRESETS) if self.preset == "both" else [self.preset]
-
-    def refs(self) -> list[ModelRef]:
-        refs = [ModelRef.parse(self.base, "base")]
-        if refs[0].name != "base":
-            raise SftscopeError("the Base model is always named 'base': pass --base ID")
-        if self.sft:
-            refs.append(ModelRef.parse(self.sft, "sft"))
-        refs += [ModelRef.parse(v, f"variant{i + 1}") for i, v in enumerate(self.variants)]
-        return refs
-
-    def load_options(self) -> LoadOptions:
-        return LoadOptions(self.dtype, self.device, self.device_map, self.trust_remote_code)
-
-    def as_dict(self) -> dict:
-        return asdict(self)

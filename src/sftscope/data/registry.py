@@ -29,6 +29,7 @@ class DatasetSpec:
     from_hub: Callable[[dict], dict] = dict
     id_key: str | None = None
     task: str | None = None
+    default_root: Callable[[], Path] | None = None  # where the files live when --data-dir lacks them
 
 
 def _text(rec: dict) -> str:
@@ -75,6 +76,27 @@ for _spec in [
                 id_key="id", task="toxigen"),
 ]:
     register_dataset(_spec)
+
+
+def organism_data_dir() -> Path:
+    """$SFTSCOPE_ORGANISM/data if set, else the default cached organism build (sftscope organism build)."""
+    if os.environ.get("SFTSCOPE_ORGANISM"):
+        return Path(os.environ["SFTSCOPE_ORGANISM"]).expanduser() / "data"
+    from sftscope.organism import default_cache_dir
+    from sftscope.organism.build import FORMAT_VERSION
+    return default_cache_dir() / f"{FORMAT_VERSION}-default-seed0" / "data"
+
+
+for _name, _file, _desc, _task in [
+    ("organism-qa", "qa.jsonl", "organism: held-out instruction questions (prompt + answer); analog of GSM8K",
+     "organism-qa"),
+    ("organism-mc", "mc.jsonl", "organism: 4-way multiple choice over facts; analog of MMLU", "organism-mc"),
+    ("organism-facts", "facts.jsonl", "organism: held-out pretraining-style text; analog of WikiText",
+     "organism-facts"),
+]:
+    register_dataset(DatasetSpec(_name, _desc, None, None, "test", {"test": _file}, readers.read_jsonl, _text,
+                                 split=(lambda r: (r["prompt"], " " + r["answer"])) if _name == "organism-qa"
+                                 else None, id_key="id", task=_task, default_root=organism_data_dir))
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -125,6 +147,11 @@ def load_records(name: str, data_dir: str | Path | None = None, split: str | Non
     root = resolve_data_dir(data_dir)
     split = split or spec.hf_split
     local = spec.local.get(split)
+    if spec.default_root is not None and (root is None or not (root / spec.local.get(split, "")).is_file()):
+        root = spec.default_root()
+        if not (root / spec.local.get(split, "?")).exists():
+            raise SftscopeError(f"{name!r} needs the built-in organism: run `sftscope organism build` (or "
+                                f"`sftscope demo`), or point SFTSCOPE_ORGANISM at a build ({root} has none)")
     if local is None and (root is not None or spec.hf_id is None):
         raise SftscopeError(f"data set {name!r} has no split {split!r} locally; splits: {', '.join(spec.local)}")
     if root is not None and (root / local).exists():
@@ -135,7 +162,7 @@ def load_records(name: str, data_dir: str | Path | None = None, split: str | Non
         raise SftscopeError(f"data set {name!r} is local only: pass --data-dir")
     else:
         records = _load_from_hub(spec, split)
-    return _with_ids(records, name, spec.id_key)
+    return _with_ids(records, name, spec.id_key) if spec.default_root is None else records
 
 
 def load_user_file(path: str | Path, text_field: str = "text") -> tuple[DatasetSpec, list[dict]]:

@@ -1,0 +1,77 @@
+"""`sftscope demo`: every analysis stage on the built-in organism (or on --base/--sft), into one run directory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sftscope.errors import SftscopeError
+
+ORGANISM_DATA = ["organism-qa", "organism-facts", "organism-mc"]
+
+
+@dataclass
+class DemoPlan:
+    """What the demo runs on; sizes shrink with --quick so the whole demo fits a few CPU minutes."""
+
+    base: str
+    sft: str
+    data: list[str]
+    data_dir: str | None
+    out: Path
+    quick: bool
+    seed: int = 0
+    organism: bool = True
+    done: list[tuple[str, str]] = field(default_factory=list)  # (stage, where its results are)
+
+    @property
+    def token_samples(self) -> int:
+        return 24 if self.quick else 100
+
+    @property
+    def pooled_samples(self) -> int:
+        return 96 if self.quick else 400
+
+
+def _stage_analyze(plan: DemoPlan) -> str:
+    from sftscope.analysis.config import AnalyzeConfig
+    from sftscope.analysis.pipeline import run_analyze
+
+    cfg = AnalyzeConfig(base=plan.base, sft=plan.sft, data=plan.data, data_dir=plan.data_dir,
+                        token_samples=plan.token_samples, pooled_samples=plan.pooled_samples, max_length=256,
+                        batch_size=16, seed=plan.seed)
+    run = run_analyze(cfg, plan.out)
+    return str(run.path / "metrics.parquet")
+
+
+# Each later stage (weights, probe, swap, sweep, report) appends itself here.
+STAGES: list[tuple[str, Callable[[DemoPlan], str]]] = [("analyze", _stage_analyze)]
+
+
+def plan_demo(out: str | Path | None, quick: bool, base: str | None, sft: str | None, data: list[str] | None,
+              data_dir: str | None, seed: int) -> DemoPlan:
+    if (base is None) != (sft is None):
+        raise SftscopeError("give both --base and --sft to run the demo on your own models (or neither)")
+    out = Path(out) if out else Path("sftscope-runs") / ("demo-quick" if quick else "demo")
+    if base is not None:
+        return DemoPlan(base, sft, data or ["gsm8k", "mmlu"], data_dir, out, quick, seed, organism=False)
+    from sftscope.organism import build_organism
+
+    paths = build_organism(seed=seed, size="test" if quick else "default")
+    return DemoPlan(str(paths.base_dir), str(paths.sft_dir), data or ORGANISM_DATA, str(paths.data_dir), out,
+                    quick, seed)
+
+
+def run_demo(plan: DemoPlan, stages: list[str] | None = None, echo: Callable[[str], None] = print) -> DemoPlan:
+    """Run the chosen (default: all) stages in order; each stage is resumable on its own."""
+    for name, stage in STAGES:
+        if stages and name not in stages:
+            continue
+        started = time.perf_counter()
+        echo(f"[demo] {name} ...")
+        where = stage(plan)
+        plan.done.append((name, where))
+        echo(f"[demo] {name} done in {time.perf_counter() - started:.0f}s -> {where}")
+    return plan

@@ -1,0 +1,80 @@
+"""`sftscope probe`: logit lens of the Base and each variant over the chosen data sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from sftscope.capture.batches import encode_texts, make_batches
+from sftscope.config import PairRunConfig
+from sftscope.data.prepare import prepare_dataset
+from sftscope.errors import SftscopeError
+from sftscope.models.loading import LoadedModel, load_pair
+from sftscope.probing.logit_lens import lens_batch
+from sftscope.results.rundir import RunDir
+from sftscope.results.schema import Row
+
+TABLE = "probe"
+
+
+@dataclass
+class ProbeConfig(PairRunConfig):
+    samples: int = 200
+    chunk: int = 256  # positions per head application: memory O(chunk x vocab)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.samples < 1 or self.chunk < 1:
+            raise SftscopeError("--samples and --chunk must be at least 1")
+
+
+def probe_dataset(models: list[LoadedModel], texts: list[str], ids: list[str], dataset: str,
+                  cfg: ProbeConfig) -> list[Row]:
+    """Logit-lens rows for every model and layer, plus Base-vs-variant top-1 agreement per layer."""
+    tok = models[0].tokenizer  # the pair check guarantees identical token ids
+    batches = list(make_batches(encode_texts(ids, texts, tok, cfg.max_length), cfg.batch_size, tok.pad_token_id))
+    num_layers = models[0].parts.num_layers + 1
+    sums = {m.name: torch.zeros(3, num_layers, dtype=torch.float64) for m in models}
+    agree = {m.name: torch.zeros(num_layers, dtype=torch.float64) for m in models[1:]}
+    tokens = 0
+    for batch in tqdm(batches, desc=f"probe {'+'.join(sums)} x {dataset}", unit="batch"):
+        top1 = {}
+        for m in models:
+            correct, loss, kl, top1[m.name], n = lens_batch(m, batch, cfg.chunk)
+            sums[m.name] += torch.stack([correct, loss, kl])
+        for name in agree:
+            agree[name] += (top1[name] == top1["base"]).sum(-1).double()
+        tokens += n
+    if tokens == 0:
+        raise SftscopeError(f"{dataset!r} has no sample with two or more tokens: nothing to predict")
+    rows = []
+    for name, (correct, loss, kl) in sums.items():
+        for layer in range(num_layers):
+            for metric, total in (("lens_accuracy", correct), ("lens_loss", loss), ("lens_kl_to_final", kl)):
+                rows.append(Row(side=name, dataset=dataset, layer=layer, metric=metric,
+                                value=float(total[layer] / tokens), n=tokens))
+    for name, matches in agree.items():
+        rows += [Row(side=name, dataset=dataset, layer=layer, metric="lens_top1_agreement", mode="alignment",
+                     value=float(matches[layer] / tokens), n=tokens) for layer in range(num_layers)]
+    return rows
+
+
+def run_probe(cfg: ProbeConfig, out: str | Path, plots: bool = True) -> RunDir:
+    run = RunDir(out)
+    datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
+                for d in cfg.data]
+    run.bind_config("probe", cfg.as_dict())
+    pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
+    if pending:
+        models = load_pair(cfg.refs(), cfg.load_options())
+        run.write_environment(cfg.seed, [m.record for m in models])
+        for prepared in pending:
+            texts = [prepared.spec.render(r) for r in prepared.records]
+            run.write_unit(TABLE, prepared.name, probe_dataset(models, texts, prepared.ids, prepared.name, cfg))
+    if plots:
+        from sftscope.results.stage_plots import plot_probe
+        plot_probe(run.read_table(TABLE), run.figures)
+    return run
