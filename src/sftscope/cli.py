@@ -58,6 +58,27 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
     an.add_argument("--no-plots", action="store_true")
 
+    pr = sub.add_parser("probe", help="logit lens at every layer: next-token accuracy/loss, KL to final, agreement")
+    _add_model_args(pr, sft_required=False)
+    _add_data_args(pr)
+    pr.add_argument("--samples", type=int, default=200)
+    pr.add_argument("--chunk", type=int, default=256, help="positions per head application (memory: chunk x vocab)")
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--no-plots", action="store_true")
+
+    sw = sub.add_parser("swap", help="Base/SFT hybrids per segment, evaluated on data sets and tasks")
+    _add_model_args(sw)
+    _add_data_args(sw)
+    sw.add_argument("--segments", type=int, default=5, help="k equal segments (whole segments are swapped)")
+    sw.add_argument("--swap-depth", type=int, default=None, help="swap only the last n blocks of each segment")
+    sw.add_argument("--directions", type=_csv, default=["base<-sft", "sft<-base"])
+    sw.add_argument("--heads", type=_csv, default=["original", "transferred"], help="final norm + head kept or moved")
+    sw.add_argument("--samples", type=int, default=200)
+    sw.add_argument("--no-tasks", action="store_true", help="skip task scores (MMLU, organism-qa/mc)")
+    sw.add_argument("--task-limit", type=int, default=200, help="items per task evaluation")
+    sw.add_argument("--out", required=True)
+    sw.add_argument("--no-plots", action="store_true")
+
     org = sub.add_parser("organism", help="the built-in tiny Base/SFT model pair")
     org_sub = org.add_subparsers(dest="organism_command", required=True, metavar="ACTION")
     ob = org_sub.add_parser("build", help="build (or reuse) the organism: world, tokenizer, Base, SFT, card")
@@ -97,14 +118,36 @@ def _cmd_analyze(args) -> None:
     from sftscope.analysis.config import AnalyzeConfig
     from sftscope.analysis.pipeline import run_analyze
 
-    cfg = AnalyzeConfig(base=args.base, sft=args.sft, variants=args.variant, data=args.data, data_dir=args.data_dir,
-                        text_field=args.text_field, preset=args.preset, token_samples=args.token_samples,
-                        pooled_samples=args.pooled_samples, max_length=args.max_length, batch_size=args.batch_size,
-                        seed=args.seed, dtype=args.dtype, device=args.device, device_map=args.device_map,
-                        trust_remote_code=args.trust_remote_code, mode=args.mode, chat_template=args.chat_template,
+    cfg = AnalyzeConfig(**_pair_kwargs(args), preset=args.preset, token_samples=args.token_samples,
+                        pooled_samples=args.pooled_samples, mode=args.mode, chat_template=args.chat_template,
                         padding_side=args.padding_side)
     run = run_analyze(cfg, args.out, plots=not args.no_plots)
     print(f"results: {run.path / 'metrics.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
+
+
+def _pair_kwargs(args) -> dict:
+    return dict(base=args.base, sft=args.sft, variants=args.variant, data=args.data, data_dir=args.data_dir,
+                text_field=args.text_field, max_length=args.max_length, batch_size=args.batch_size, seed=args.seed,
+                dtype=args.dtype, device=args.device, device_map=args.device_map,
+                trust_remote_code=args.trust_remote_code)
+
+
+def _cmd_probe(args) -> None:
+    from sftscope.probing.pipeline import ProbeConfig, run_probe
+
+    run = run_probe(ProbeConfig(**_pair_kwargs(args), samples=args.samples, chunk=args.chunk), args.out,
+                    plots=not args.no_plots)
+    print(f"results: {run.path / 'probe.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
+
+
+def _cmd_swap(args) -> None:
+    from sftscope.swapping.pipeline import SwapConfig, run_swap
+
+    cfg = SwapConfig(**_pair_kwargs(args), segments=args.segments, swap_depth=args.swap_depth,
+                     directions=args.directions, heads=args.heads, samples=args.samples, tasks=not args.no_tasks,
+                     task_limit=args.task_limit)
+    run = run_swap(cfg, args.out, plots=not args.no_plots)
+    print(f"results: {run.path / 'swap.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
 
 
 def _cmd_organism(args) -> None:
@@ -114,7 +157,8 @@ def _cmd_organism(args) -> None:
     print(f"base: {paths.base_dir}\nsft:  {paths.sft_dir}\ndata: {paths.data_dir}\ncard: {paths.card_path}")
 
 
-COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "organism": _cmd_organism, "demo": _cmd_demo}
+COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "probe": _cmd_probe, "swap": _cmd_swap,
+            "organism": _cmd_organism, "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

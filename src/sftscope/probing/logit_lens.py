@@ -70,3 +70,25 @@ def lens_batch(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -> tupl
             loss[layer] -= logp.gather(-1, target[:, None]).sum().double().item()
             kl[layer] += (final_logp.exp() * (final_logp - logp)).sum().double().item()
     return correct, loss, kl, top1, n
+
+
+@torch.no_grad()
+def next_token_stats(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -> tuple[float, float, int]:
+    """Teacher-forced (correct count, summed NLL, predicted tokens) of the model's own output distribution."""
+    valid, labels = _predicted_positions(batch)
+    last: dict[str, torch.Tensor] = {}
+    final_layer = loaded.parts.num_layers
+
+    def keep(layer, hidden, mask, ids):
+        if layer == final_layer:
+            last["h"] = hidden[:, :-1][valid.to(hidden.device)]
+
+    capture(loaded, batch, keep)
+    correct, nll = 0.0, 0.0
+    head_device = loaded.parts.lm_head.weight.device
+    for start in range(0, labels.numel(), chunk):
+        target = labels[start:start + chunk].to(head_device)
+        logp = torch.log_softmax(loaded.parts.logits_from_residual(last["h"][start:start + chunk]).float(), -1)
+        correct += (logp.argmax(-1) == target).sum().item()
+        nll -= logp.gather(-1, target[:, None]).sum().item()
+    return correct, nll, int(labels.numel())

@@ -1,0 +1,75 @@
+"""Figures of the probe and swap stages, read from their tidy tables (never from a model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def depth_curves(ax, df: pd.DataFrame, label_prefix: str = "") -> None:
+    """value over relative depth (layer / L), one line per side: the Base dashed, variants solid."""
+    for side, part in df.groupby("side", sort=False):
+        part = part.sort_values("layer")
+        depth = part["layer"] / max(part["layer"].max(), 1)
+        ax.plot(depth, part["value"], linestyle="--" if side == "base" else "-", marker=".",
+                label=f"{label_prefix}{side}")
+    ax.set_xlabel("relative depth (layer / L)")
+    ax.grid(alpha=0.3)
+
+
+def plot_probe(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One figure per data set: logit-lens accuracy, loss, KL to final, and Base-variant top-1 agreement."""
+    paths = []
+    panels = [("lens_accuracy", "next-token accuracy"), ("lens_loss", "next-token loss (nats)"),
+              ("lens_kl_to_final", "KL(final || layer)"), ("lens_top1_agreement", "top-1 agreement with Base")]
+    for dataset, part in df.groupby("dataset"):
+        fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+        for ax, (metric, title) in zip(axes, panels):
+            depth_curves(ax, part[part["metric"] == metric])
+            ax.set_title(title)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"Logit lens on {dataset}: where predictions emerge")
+        fig.tight_layout()
+        paths.append(out_dir / f"probe_{dataset}.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def plot_swap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Per data set and metric: score of each segment swap (bars per head), unswapped models as lines."""
+    paths = []
+    for (dataset, metric), part in df.groupby(["dataset", "metric"]):
+        swaps = part[part["segment"] >= 0]
+        if swaps.empty:
+            continue
+        directions = sorted({h.split(" ")[0] for h in swaps["hybrid"]})
+        fig, axes = plt.subplots(1, len(directions), figsize=(6 * len(directions), 3.8), squeeze=False)
+        for ax, direction in zip(axes[0], directions):
+            sub = swaps[swaps["hybrid"].str.startswith(direction + " ")]
+            heads = sorted(sub["head"].unique())
+            width = 0.8 / len(heads)
+            for i, head in enumerate(heads):
+                h = sub[sub["head"] == head].sort_values("segment")
+                ax.bar(h["segment"] + i * width - 0.4 + width / 2, h["value"], width, label=f"head {head}")
+            for ref, style in (("base", "--"), ("sft", "-")):
+                val = part[(part["hybrid"] == ref)]["value"]
+                if not val.empty:
+                    ax.axhline(float(val.iloc[0]), linestyle=style, color="gray" if ref == "base" else "black",
+                               label=f"{ref} (unswapped)")
+            ax.set_xlabel("swapped segment (0 = first blocks)")
+            ax.set_title(f"{direction}")
+            ax.set_ylabel(metric)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"Layer swapping on {dataset}: {metric}")
+        fig.tight_layout()
+        safe = metric.replace(":", "-")
+        paths.append(out_dir / f"swap_{dataset}_{safe}.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths

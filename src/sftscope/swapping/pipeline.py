@@ -1,0 +1,117 @@
+"""`sftscope swap`: hybrids of Base and SFT, one segment at a time, evaluated on data sets and tasks.
+
+A hybrid "base<-sft seg i" is the Base with the SFT's blocks of segment i (whole segments by default; with
+--swap-depth n the last n blocks of each segment, the authors' setting); "sft<-base" is the reverse. Each is
+run with the receiving model's own final norm + head ("original") and with the donor's ("transferred").
+Metrics: teacher-forced next-token accuracy and perplexity on each data set, and task scores where the data
+set has a log-likelihood or exact-match task (MMLU, organism-qa, organism-mc).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from sftscope.capture.batches import encode_texts, make_batches
+from sftscope.config import PairRunConfig
+from sftscope.data.prepare import prepare_dataset
+from sftscope.errors import SftscopeError
+from sftscope.models.loading import LoadedModel, load_pair
+from sftscope.probing.logit_lens import next_token_stats
+from sftscope.results.rundir import RunDir
+from sftscope.results.schema import Row
+from sftscope.swapping.surgery import segment_layers, transplant
+
+TABLE = "swap"
+DIRECTIONS = {"base<-sft": ("base", "sft"), "sft<-base": ("sft", "base")}
+HEADS = ("original", "transferred")
+
+
+@dataclass
+class SwapConfig(PairRunConfig):
+    segments: int = 5
+    swap_depth: int | None = None  # None: whole segments
+    directions: list[str] = field(default_factory=lambda: list(DIRECTIONS))
+    heads: list[str] = field(default_factory=lambda: list(HEADS))
+    samples: int = 200
+    tasks: bool = True  # also score the data set's task (mmlu, organism-qa, organism-mc) where one exists
+    task_limit: int | None = 200
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.variants:
+            raise SftscopeError("swap compares the Base with one fine-tuned model: use --sft, not --variant")
+        bad = [d for d in self.directions if d not in DIRECTIONS] + [h for h in self.heads if h not in HEADS]
+        if bad:
+            raise SftscopeError(f"unknown swap direction/head {bad}: directions {list(DIRECTIONS)}, heads {list(HEADS)}")
+        if self.swap_depth is not None and self.swap_depth < 1:
+            raise SftscopeError("--swap-depth must be at least 1")
+
+
+def hybrids(num_layers: int, cfg: SwapConfig) -> list[dict]:
+    """Every (direction, segment, head) hybrid, plus the unswapped models and head-only swaps as references."""
+    plans = [{"hybrid": f"{who}", "receiver": who, "donor": None, "segment": -1, "layers": [], "head": "original"}
+             for who in ("base", "sft")]
+    for direction in cfg.directions:
+        receiver, donor = DIRECTIONS[direction]
+        plans.append({"hybrid": f"{direction} head-only", "receiver": receiver, "donor": donor, "segment": -1,
+                      "layers": [], "head": "transferred"})
+        for seg, layers in enumerate(segment_layers(num_layers, cfg.segments)):
+            chosen = layers if cfg.swap_depth is None else layers[-cfg.swap_depth:]
+            for head in cfg.heads:
+                plans.append({"hybrid": f"{direction} seg{seg} head={head}", "receiver": receiver, "donor": donor,
+                              "segment": seg, "layers": chosen, "head": head})
+    return plans
+
+
+def _teacher_forced(model: LoadedModel, batches) -> dict[str, float]:
+    correct = nll = tokens = 0
+    for batch in batches:
+        c, l, n = next_token_stats(model, batch)
+        correct, nll, tokens = correct + c, nll + l, tokens + n
+    return {"token_accuracy": correct / tokens, "perplexity": math.exp(nll / tokens), "tokens": tokens}
+
+
+def _task_scores(model: LoadedModel, task: str | None, data_dir, cfg: SwapConfig) -> dict[str, float]:
+    if not (cfg.tasks and task):
+        return {}
+    from sftscope.evaluation.tasks import TASKS, get_task
+    if task not in TASKS or TASKS[task].kind == "perplexity":
+        return {}
+    result = get_task(task).run(model.model, model.tokenizer, data_dir=data_dir, limit=cfg.task_limit,
+                                batch_size=cfg.batch_size, seed=cfg.seed)
+    return {f"{task}:{k}": float(v) for k, v in result.metrics.items()}
+
+
+def run_swap(cfg: SwapConfig, out: str | Path, plots: bool = True) -> RunDir:
+    run = RunDir(out)
+    datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
+                for d in cfg.data]
+    run.bind_config("swap", cfg.as_dict())
+    models = {m.name: m for m in load_pair(cfg.refs(), cfg.load_options())}
+    run.write_environment(cfg.seed, [m.record for m in models.values()])
+    tok = models["base"].tokenizer
+    for prepared in datasets:
+        enc = encode_texts(prepared.ids, [prepared.spec.render(r) for r in prepared.records], tok, cfg.max_length)
+        batches = list(make_batches(enc, cfg.batch_size, tok.pad_token_id))
+        for plan in tqdm(hybrids(models["base"].parts.num_layers, cfg), desc=f"swap x {prepared.name}", unit="hybrid"):
+            unit = f"{prepared.name}--{plan['hybrid']}"
+            if run.is_done(TABLE, unit):
+                continue
+            receiver = models[plan["receiver"]]
+            donor = models[plan["donor"]] if plan["donor"] else receiver
+            with transplant(receiver, donor, plan["layers"], head=plan["head"] == "transferred"):
+                scores = _teacher_forced(receiver, batches)
+                scores.update(_task_scores(receiver, prepared.spec.task, cfg.data_dir, cfg))
+            n = int(scores.pop("tokens"))
+            extra = {k: plan[k] for k in ("hybrid", "receiver", "segment", "head")}
+            extra.update(donor=plan["donor"] or "", blocks=",".join(map(str, plan["layers"])))
+            run.write_unit(TABLE, unit, [Row(side=plan["receiver"], dataset=prepared.name, layer=-1, metric=k,
+                                             value=v, n=n, mode="swap", extra=extra) for k, v in scores.items()])
+    if plots:
+        from sftscope.results.stage_plots import plot_swap
+        plot_swap(run.read_table(TABLE), run.figures)
+    return run
