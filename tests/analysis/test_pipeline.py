@@ -1,0 +1,69 @@
+import pandas as pd
+import pytest
+
+from sftscope.analysis.config import AnalyzeConfig
+from sftscope.analysis.pipeline import run_analyze
+from tests.conftest import ARCHS, SHARED_DATA
+
+
+def _cfg(base, sft, **kw):
+    opts = dict(data=["gsm8k"], data_dir=str(SHARED_DATA), token_samples=6, pooled_samples=12, max_length=40,
+                batch_size=4)
+    opts.update(kw)
+    return AnalyzeConfig(base=str(base), sft=str(sft), **opts)
+
+
+def test_model_against_itself_is_perfectly_aligned(tiny_pair_dir, tmp_path):
+    base, _ = tiny_pair_dir("llama")
+    df = pd.read_parquet(run_analyze(_cfg(base, base), tmp_path / "self", plots=False).path / "metrics.parquet")
+    align = df[df["mode"] == "alignment"].set_index(["metric", "preset", "layer"])["value"]
+    layers = range(5)
+    for preset in ("paper", "canonical"):
+        for layer in layers:
+            assert align[("cka", preset, layer)] == pytest.approx(1.0, abs=1e-9)
+            assert align[("cosine_similarity", preset, layer)] == pytest.approx(1.0, abs=1e-9)
+            assert align[("mean_shift", preset, layer)] == pytest.approx(0.0, abs=1e-9)
+    diffs = df[df["mode"].isin(["sample_diff", "dataset_diff"])]["value"]
+    assert diffs.abs().max() < 1e-9
+
+
+def test_sequential_mode_equals_resident_mode(tiny_pair_dir, tmp_path):
+    base, sft = tiny_pair_dir("llama")
+    key = ["side", "dataset", "layer", "metric", "preset", "mode"]
+    frames = []
+    for mode in ("resident", "sequential"):
+        run = run_analyze(_cfg(base, sft, mode=mode), tmp_path / mode, plots=False)
+        frames.append(pd.read_parquet(run.path / "metrics.parquet").drop(columns="run").sort_values(key)
+                      .reset_index(drop=True))
+    pd.testing.assert_frame_equal(frames[0], frames[1], rtol=1e-6)
+
+
+def test_left_padding_and_batch_size_do_not_change_results(tiny_pair_dir, tmp_path):
+    base, sft = tiny_pair_dir("llama")
+    key = ["side", "dataset", "layer", "metric", "preset", "mode"]
+    a = run_analyze(_cfg(base, sft, batch_size=1), tmp_path / "a", plots=False)
+    b = run_analyze(_cfg(base, sft, batch_size=5, padding_side="left"), tmp_path / "b", plots=False)
+    fa, fb = (pd.read_parquet(r.path / "metrics.parquet").drop(columns="run").sort_values(key).reset_index(drop=True)
+              for r in (a, b))
+    pd.testing.assert_frame_equal(fa, fb, rtol=1e-5, atol=1e-7)
+
+
+def test_resume_skips_finished_datasets(tiny_pair_dir, tmp_path, monkeypatch):
+    base, sft = tiny_pair_dir("llama")
+    run_analyze(_cfg(base, sft), tmp_path / "r", plots=False)
+    import sftscope.analysis.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "capture", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-ran")))
+    run = run_analyze(_cfg(base, sft, data=["gsm8k"]), tmp_path / "r", plots=False)
+    assert len(pd.read_parquet(run.path / "metrics.parquet")) > 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_architecture_end_to_end_with_variant(tiny_pair_dir, tmp_path, arch):
+    base, sft = tiny_pair_dir(arch)
+    run = run_analyze(_cfg(base, sft, variants=[f"copy={base}"], data=["mmlu", "wikitext"]), tmp_path / arch)
+    df = pd.read_parquet(run.path / "metrics.parquet")
+    assert set(df["side"]) == {"base", "sft", "copy"} and set(df["dataset"]) == {"mmlu", "wikitext"}
+    assert df["value"].notna().all() and (df["n"] > 0).all()
+    copy_cka = df[(df.side == "copy") & (df.metric == "cka") & (df["mode"] == "alignment")]["value"]
+    assert copy_cka.min() == pytest.approx(1.0, abs=1e-9)
+    assert list((run.path / "figures").glob("*.png"))
