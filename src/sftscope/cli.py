@@ -79,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", required=True)
     sw.add_argument("--no-plots", action="store_true")
 
+    we = sub.add_parser("weights", help="per-block, per-module weight change, streamed from the checkpoint files")
+    we.add_argument("--base", required=True)
+    we.add_argument("--sft", default=None)
+    we.add_argument("--variant", action="append", default=[], metavar="NAME=ID")
+    we.add_argument("--no-strict", action="store_true", help="skip tensors present on one side only (else an error)")
+    we.add_argument("--out", required=True)
+    we.add_argument("--no-plots", action="store_true")
+
+    co = sub.add_parser("correlate", help="correlation of weight change with each representation metric across layers")
+    co.add_argument("run_dir", help="a run directory holding both the weights and the metrics tables")
+    co.add_argument("--weight-metric", default="attn_qkvo_delta_fro")
+    co.add_argument("--method", type=_csv, default=["pearson", "spearman"])
+
     org = sub.add_parser("organism", help="the built-in tiny Base/SFT model pair")
     org_sub = org.add_subparsers(dest="organism_command", required=True, metavar="ACTION")
     ob = org_sub.add_parser("build", help="build (or reuse) the organism: world, tokenizer, Base, SFT, card")
@@ -150,6 +163,31 @@ def _cmd_swap(args) -> None:
     print(f"results: {run.path / 'swap.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
 
 
+def _variants(args) -> dict[str, str]:
+    from sftscope.models.loading import ModelRef
+
+    refs = ([ModelRef.parse(args.sft, "sft")] if args.sft else []) + \
+        [ModelRef.parse(v, f"variant{i + 1}") for i, v in enumerate(args.variant)]
+    if not refs:
+        raise SftscopeError("give a fine-tuned model: --sft ID or --variant NAME=ID")
+    return {r.name: r.id + (f"@{r.revision}" if r.revision else "") for r in refs}
+
+
+def _cmd_weights(args) -> None:
+    from sftscope.weights.pipeline import run_weights
+
+    run = run_weights(args.base, _variants(args), args.out, strict=not args.no_strict, plots=not args.no_plots)
+    print(f"results: {run.path / 'weights.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
+
+
+def _cmd_correlate(args) -> None:
+    from sftscope.stats.pipeline import run_correlate
+
+    run = run_correlate(args.run_dir, args.weight_metric, tuple(args.method))
+    print(f"results: {run.path / 'correlation.parquet'}\nheatmap: {run.figures / f'correlation_{args.weight_metric}.png'}"
+          "\nlayers joined as block l <-> layer l (output of block l), l = 1..L")
+
+
 def _cmd_organism(args) -> None:
     from sftscope.organism import build_organism
 
@@ -158,6 +196,7 @@ def _cmd_organism(args) -> None:
 
 
 COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "probe": _cmd_probe, "swap": _cmd_swap,
+            "weights": _cmd_weights, "correlate": _cmd_correlate,
             "organism": _cmd_organism, "demo": _cmd_demo}
 
 

@@ -46,8 +46,40 @@ def _stage_analyze(plan: DemoPlan) -> str:
     return str(run.path / "metrics.parquet")
 
 
-# Each later stage (weights, probe, swap, sweep, report) appends itself here.
-STAGES: list[tuple[str, Callable[[DemoPlan], str]]] = [("analyze", _stage_analyze)]
+def _stage_weights(plan: DemoPlan) -> str:
+    from sftscope.weights.pipeline import run_weights
+
+    return str(run_weights(plan.base, {"sft": plan.sft}, plan.out).path / "weights.parquet")
+
+
+def _stage_correlate(plan: DemoPlan) -> str:
+    from sftscope.stats.pipeline import run_correlate
+
+    return str(run_correlate(plan.out).path / "correlation.parquet")
+
+
+def _stage_probe(plan: DemoPlan) -> str:
+    from sftscope.probing.pipeline import ProbeConfig, run_probe
+
+    cfg = ProbeConfig(base=plan.base, sft=plan.sft, data=plan.data, data_dir=plan.data_dir, max_length=256,
+                      batch_size=16, seed=plan.seed, samples=plan.token_samples * 2)
+    return str(run_probe(cfg, plan.out).path / "probe.parquet")
+
+
+def _stage_swap(plan: DemoPlan) -> str:
+    from sftscope.swapping.pipeline import SwapConfig, run_swap
+
+    cfg = SwapConfig(base=plan.base, sft=plan.sft, data=plan.data[:2], data_dir=plan.data_dir, max_length=256,
+                     batch_size=16, seed=plan.seed, samples=plan.token_samples * 2,
+                     task_limit=40 if plan.quick else 200)
+    return str(run_swap(cfg, plan.out).path / "swap.parquet")
+
+
+# Each later stage (tuning sweep, report) appends itself here.
+STAGES: list[tuple[str, Callable[[DemoPlan], str]]] = [
+    ("analyze", _stage_analyze), ("weights", _stage_weights), ("correlate", _stage_correlate),
+    ("probe", _stage_probe), ("swap", _stage_swap),
+]
 
 
 def plan_demo(out: str | Path | None, quick: bool, base: str | None, sft: str | None, data: list[str] | None,

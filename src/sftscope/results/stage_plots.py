@@ -73,3 +73,26 @@ def plot_swap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths
+
+
+def plot_weights(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Weight change per block over relative depth: attention q,k,v,o (the paper's), MLP and whole block."""
+    blocks = df[(df["module"].isin(["attn_qkvo", "mlp", "block"])) & (df["layer"] >= 1)]
+    if blocks.empty:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, suffix, title in ((axes[0], "_delta_fro", "||W_sft - W_base||_F"),
+                              (axes[1], "_delta_rel", "relative change ||dW||_F / ||W_base||_F")):
+        for (side, module), part in blocks[blocks["metric"].str.endswith(suffix)].groupby(["side", "module"]):
+            part = part.sort_values("layer")
+            ax.plot(part["layer"] / part["layer"].max(), part["value"], marker=".", label=f"{side}: {module}")
+        ax.set_title(title)
+        ax.set_xlabel("relative depth (block l / L)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Weight change per block")
+    fig.tight_layout()
+    path = out_dir / "weights.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
