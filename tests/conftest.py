@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (GemmaConfig, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
                           Olmo2Config, PreTrainedTokenizerFast, Qwen2Config)
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Tiny models are dominated by per-op overhead: one thread is faster than two on a shared 2-core machine.
+torch.set_num_threads(1)
+
+SHARED_DATA = Path(os.environ.get("SFTSCOPE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 VOCAB = 300
 COMMON = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
