@@ -92,6 +92,20 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--weight-metric", default="attn_qkvo_delta_fro")
     co.add_argument("--method", type=_csv, default=["pearson", "spearman"])
 
+    ev = sub.add_parser("evaluate", help="registered tasks (gsm8k, mmlu, toxigen, ppl:*, organism-*) on models")
+    ev.add_argument("--model", action="append", required=True, metavar="[NAME=]ID",
+                    help="model to evaluate (repeatable), e.g. --model base=allenai/OLMo-2-0425-1B")
+    ev.add_argument("--tasks", type=_csv, required=True, help="comma-separated task names (sftscope ls tasks)")
+    ev.add_argument("--limit", type=int, default=None, help="items per task (default: the whole test set)")
+    ev.add_argument("--data-dir", default=None)
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--dtype", default="auto")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--device-map", default=None)
+    ev.add_argument("--trust-remote-code", action="store_true")
+    ev.add_argument("--out", required=True)
+
     org = sub.add_parser("organism", help="the built-in tiny Base/SFT model pair")
     org_sub = org.add_subparsers(dest="organism_command", required=True, metavar="ACTION")
     ob = org_sub.add_parser("build", help="build (or reuse) the organism: world, tokenizer, Base, SFT, card")
@@ -188,6 +202,17 @@ def _cmd_correlate(args) -> None:
           "\nlayers joined as block l <-> layer l (output of block l), l = 1..L")
 
 
+def _cmd_evaluate(args) -> None:
+    from sftscope.evaluation.pipeline import run_evaluate
+    from sftscope.models.loading import LoadOptions, ModelRef
+
+    refs = [ModelRef.parse(m, f"model{i + 1}") for i, m in enumerate(args.model)]
+    run = run_evaluate(refs, args.tasks, args.out, args.data_dir, args.limit, args.batch_size, args.seed,
+                       LoadOptions(args.dtype, args.device, args.device_map, args.trust_remote_code))
+    print(run.read_table("tasks")[["side", "dataset", "metric", "value", "n"]].to_string(index=False))
+    print(f"results: {run.path / 'tasks.parquet'} (and .csv)")
+
+
 def _cmd_organism(args) -> None:
     from sftscope.organism import build_organism
 
@@ -196,7 +221,7 @@ def _cmd_organism(args) -> None:
 
 
 COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "probe": _cmd_probe, "swap": _cmd_swap,
-            "weights": _cmd_weights, "correlate": _cmd_correlate,
+            "weights": _cmd_weights, "correlate": _cmd_correlate, "evaluate": _cmd_evaluate,
             "organism": _cmd_organism, "demo": _cmd_demo}
 
 

@@ -79,3 +79,12 @@ def test_debug_shows_traceback(tmp_path):
     from sftscope.errors import SftscopeError
     with pytest.raises(SftscopeError):
         main(["--debug", *_analyze(tmp_path / "missing", tmp_path / "x", tmp_path / "o")])
+
+
+def test_evaluate_command_and_unknown_task(capsys, tmp_path, tiny_pair_dir):
+    base, _ = tiny_pair_dir("llama")
+    rc, out, _ = _run(capsys, "evaluate", "--model", f"base={base}", "--tasks", "mmlu", "--limit", "4",
+                      "--data-dir", str(SHARED_DATA), "--out", str(tmp_path / "ev"))
+    assert rc == 0 and "accuracy" in out
+    rc, _, err = _run(capsys, "evaluate", "--model", str(base), "--tasks", "gsm9k", "--out", str(tmp_path / "e2"))
+    _assert_one_line_error(rc, err, "unknown task 'gsm9k'")

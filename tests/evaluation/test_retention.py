@@ -86,8 +86,9 @@ def test_organism_tasks_wrap_the_organism_functions(organism_dir, monkeypatch):
     assert facts.metrics["perplexity"] > 1.0
 
 
-def test_organism_task_needs_its_data_folder(tmp_path):
-    with pytest.raises(SftscopeError, match="needs the organism's data folder"):
+def test_organism_task_without_a_build_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFTSCOPE_ORGANISM", str(tmp_path / "no-build"))
+    with pytest.raises(SftscopeError, match="sftscope organism build"):
         run_organism(None, None, dataset="organism-qa")
-    with pytest.raises(SftscopeError, match="does not exist"):
+    with pytest.raises(SftscopeError, match="sftscope organism build"):
         run_organism(None, None, dataset="organism-mc", data_dir=tmp_path)

@@ -45,15 +45,9 @@ def run_perplexity(model, tokenizer, *, dataset: str, data_dir=None, limit: int 
 
 
 def _organism_records(dataset: str, data_dir) -> list[dict]:
-    """The organism data set's records from its data folder (data_dir is required: no hub copy exists)."""
-    from sftscope.organism.data import DATASET_FILES, load_records as load_organism
-    if data_dir is None:
-        raise SftscopeError(f"task {dataset!r} needs the organism's data folder: pass data_dir (the 'data' "
-                            "folder of a built organism)")
-    path = Path(data_dir).expanduser() / DATASET_FILES[dataset]
-    if not path.exists():
-        raise SftscopeError(f"task {dataset!r}: {path} does not exist; is {data_dir} an organism data folder?")
-    return load_organism(Path(data_dir).expanduser(), dataset)
+    """The organism data set's records: from data_dir if it holds them, else the default organism build."""
+    from sftscope.data.registry import load_records
+    return load_records(dataset, data_dir)
 
 
 def run_organism(model, tokenizer, *, dataset: str, data_dir=None, limit: int | None = None, batch_size: int = 8,
