@@ -23,7 +23,7 @@ from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.models.loading import LoadedModel, check_pair, load_model
 from sftscope.results.rundir import RunDir
-from sftscope.results.schema import Row
+from sftscope.results.schema import MODE_DIAGNOSTIC, Row
 
 TABLE = "metrics"
 MIN_TOKENS = 2  # a one-token sample has no token-level structure to measure
@@ -38,7 +38,7 @@ def _encode_side(prepared: PreparedData, loaded: LoadedModel, cfg: AnalyzeConfig
 def _data_rows(prepared: PreparedData, side: str, encoded: list[EncodedSample]) -> list[Row]:
     """Diagnostics a reader needs to trust the numbers: truncation, too-short and empty samples."""
     n = len(encoded)
-    common = dict(side=side, dataset=prepared.name, layer=-1, n=n, mode="diagnostic")
+    common = dict(side=side, dataset=prepared.name, layer=-1, n=n, mode=MODE_DIAGNOSTIC)
     return [Row(metric="truncated_samples", value=sum(e.truncated for e in encoded), **common),
             Row(metric="too_short_samples", value=sum(len(e.input_ids) < MIN_TOKENS for e in encoded), **common),
             Row(metric="empty_texts_dropped", value=prepared.dropped_empty, **common),

@@ -14,7 +14,8 @@ MODE_VALUE = "value"             # metric of one side (base or a variant)
 MODE_SAMPLE_DIFF = "sample_diff"  # mean_i f(Z_i^variant) - f(Z_i^base)
 MODE_DATASET_DIFF = "dataset_diff"  # f(P^variant) - f(P^base)
 MODE_ALIGNMENT = "alignment"     # pair metric itself (CKA, cosine, mean shift)
-MODES = (MODE_VALUE, MODE_SAMPLE_DIFF, MODE_DATASET_DIFF, MODE_ALIGNMENT)
+MODE_DIAGNOSTIC = "diagnostic"   # counts a reader needs: truncated, skipped (with reason), non-finite values
+MODES = (MODE_VALUE, MODE_SAMPLE_DIFF, MODE_DATASET_DIFF, MODE_ALIGNMENT, MODE_DIAGNOSTIC)
 
 
 @dataclass

@@ -1,0 +1,153 @@
+import math
+
+import pytest
+import torch
+
+from sftscope.metrics import curvature, prompt_entropy, sparsity
+from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
+from sftscope.metrics.pooled import pooled_metrics
+from sftscope.results.rundir import rows_to_frame
+
+LAYERS, D = 3, 12
+LENGTHS = [1, 2, 5, 9, 14, 3, 7, 11, 6, 8]
+IDS = [f"s{i:02d}" for i in range(len(LENGTHS))]
+
+
+def _samples(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return {sid: [torch.randn(t, D, generator=gen) * (1 + layer) + layer for layer in range(LAYERS)]
+            for sid, t in zip(IDS, LENGTHS)}
+
+
+def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=0.0):
+    """Pad a batch (left or right) the way a tokenizer would and feed every layer."""
+    for layer in range(LAYERS):
+        t_max = max(samples[s][layer].shape[0] for s in batch_ids)
+        hidden = torch.full((len(batch_ids), t_max + 1, D), pad_value)  # one extra pad column everywhere
+        mask = torch.zeros(len(batch_ids), t_max + 1, dtype=torch.bool)
+        for b, sid in enumerate(batch_ids):
+            z = samples[sid][layer]
+            sl = slice(0, z.shape[0]) if side == "right" else slice(t_max + 1 - z.shape[0], t_max + 1)
+            hidden[b, sl], mask[b, sl] = z, True
+        acc.update(layer, hidden.to(dtype), mask, list(batch_ids))
+
+
+def _values(rows):
+    return {(r.side, r.layer, r.metric, r.preset, r.mode, r.extra.get("reason")): (r.value, r.n) for r in rows}
+
+
+def _assert_same(a, b, rel=1e-9):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k][1] == b[k][1], k
+        assert a[k][0] == pytest.approx(b[k][0], rel=rel, abs=1e-12), k
+
+
+def test_any_batching_and_padding_side_equals_one_call():
+    samples = _samples()
+    one = SideAccumulator(LAYERS)
+    _feed(one, samples, IDS)
+    reference = _values(side_rows(one, "base", "d"))
+    for side, order, size in [("left", IDS, 3), ("right", IDS[::-1], 4), ("left", IDS[3:] + IDS[:3], 1)]:
+        acc = SideAccumulator(LAYERS)
+        for i in range(0, len(order), size):
+            _feed(acc, samples, order[i:i + size], side=side, pad_value=float("nan"))  # NaN pads are ignored
+        _assert_same(_values(side_rows(acc, "base", "d")), reference)
+
+
+def test_token_values_equal_the_single_sample_functions_and_pooled_rows_the_masked_mean():
+    samples = _samples()
+    acc = SideAccumulator(LAYERS)
+    _feed(acc, samples, IDS, side="left")
+    for layer in range(LAYERS):
+        values = acc.token_values[layer]
+        for sid in IDS:
+            z = samples[sid][layer]
+            for preset in ("paper", "canonical"):
+                if z.shape[0] >= 2:
+                    assert values[("prompt_entropy", preset)][sid] == pytest.approx(prompt_entropy(z, preset=preset), rel=1e-9)
+                if z.shape[0] >= 3:
+                    assert values[("curvature", preset)][sid] == pytest.approx(curvature(z, preset), rel=1e-9)
+            assert values[("sparsity", "")][sid] == pytest.approx(sparsity(z))
+        ids, p = acc.pooled_matrix(layer)
+        assert ids == sorted(IDS)
+        expected = torch.stack([samples[s][layer].double().mean(0) for s in ids])
+        torch.testing.assert_close(p.double(), expected, rtol=1e-6, atol=1e-6)
+        got = acc.pooled_values(layer)
+        for key, value in pooled_metrics(p, ("paper", "canonical")).items():
+            assert got[key] == pytest.approx(value, rel=1e-12)
+
+
+def test_undefined_samples_are_counted_with_reasons():
+    acc = SideAccumulator(LAYERS)
+    _feed(acc, _samples(), IDS)
+    rows = side_rows(acc, "base", "d")
+    skipped = {(r.layer, r.metric, r.preset, r.extra["reason"]): r.value for r in rows if r.metric.startswith("skipped:")}
+    assert skipped[(0, "skipped:curvature", "paper", "needs at least 3 tokens")] == 2  # T = 1 and T = 2
+    assert sum(v for k, v in skipped.items() if k[:3] == (0, "skipped:prompt_entropy", "canonical")) == 1
+    curv = next(r for r in rows if (r.layer, r.metric, r.preset, r.mode) == (0, "curvature", "paper", "value"))
+    assert curv.n == len(IDS) - 2
+
+
+def test_nonfinite_activations_exclude_the_sample_and_are_reported():
+    samples = _samples()
+    samples["s04"][1][3, 5] = float("inf")
+    samples["s04"][1][7, 1] = float("nan")
+    acc = SideAccumulator(LAYERS)
+    _feed(acc, samples, IDS)
+    rows = side_rows(acc, "base", "d")
+    frame = rows_to_frame(rows)  # refuses NaN values
+    assert frame["value"].notna().all()
+    bad = {r.layer: (r.value, r.n) for r in rows if r.metric == "nonfinite_values"}
+    assert bad == {0: (0.0, 0), 1: (2.0, 1), 2: (0.0, 0)}
+    assert "s04" not in acc.pooled_matrix(1)[0] and "s04" in acc.pooled_matrix(2)[0]
+    assert "s04" not in acc.token_values[1][("sparsity", "")]
+    reasons = {r.extra["reason"] for r in rows if r.layer == 1 and r.metric == "skipped:pooled"}
+    assert reasons == {"non-finite activations"}
+
+
+def test_side_paired_with_itself_is_perfectly_aligned(tmp_path):
+    acc = SideAccumulator(LAYERS)
+    _feed(acc, _samples(), IDS)
+    acc.save(tmp_path / "side.pt")
+    other = SideAccumulator.load(tmp_path / "side.pt")
+    _assert_same(_values(side_rows(other, "base", "d")), _values(side_rows(acc, "base", "d")), rel=0)
+    rows = pair_rows(acc, other, "sft", "d")
+    got = {(r.layer, r.metric, r.preset, r.mode): r.value for r in rows}
+    for layer in range(LAYERS):
+        for preset in ("paper", "canonical"):
+            assert got[(layer, "cka", preset, "alignment")] == pytest.approx(1.0, rel=1e-6)
+            assert got[(layer, "cka_debiased", preset, "alignment")] == pytest.approx(1.0, rel=1e-6)
+            assert got[(layer, "cosine_similarity", preset, "alignment")] == pytest.approx(1.0, rel=1e-6)
+            assert got[(layer, "mean_shift", preset, "alignment")] == 0.0
+            assert got[(layer, "prompt_entropy", preset, "sample_diff")] == 0.0
+            assert got[(layer, "effective_rank", preset, "dataset_diff")] == 0.0
+    assert all(r.side == "sft" for r in rows)
+
+
+def test_pair_of_different_models_aligns_by_sample_id():
+    samples, shifted = _samples(0), _samples(0)
+    for sid in IDS:
+        for layer in range(LAYERS):
+            shifted[sid][layer] = shifted[sid][layer] + 2.0
+    base, variant = SideAccumulator(LAYERS), SideAccumulator(LAYERS)
+    _feed(base, samples, IDS)
+    _feed(variant, shifted, IDS[::-1], side="left")  # other order, other padding
+    got = {(r.layer, r.metric, r.preset, r.mode): (r.value, r.n) for r in pair_rows(base, variant, "sft", "d")}
+    value, n = got[(1, "mean_shift", "paper", "alignment")]
+    assert value == pytest.approx(2.0 * math.sqrt(D), rel=1e-6) and n == len(IDS)
+    assert got[(1, "cka", "paper", "alignment")][0] == pytest.approx(1.0, rel=1e-6)  # translation invariant
+    assert got[(1, "sparsity", "canonical", "sample_diff")][1] == len(IDS)
+
+
+def test_subsets_low_precision_and_duplicates():
+    samples = _samples()
+    acc = SideAccumulator(LAYERS, presets=["paper"], token_ids=set(IDS[:4]), pooled_ids=set(IDS[2:]))
+    _feed(acc, samples, IDS, dtype=torch.bfloat16)
+    assert set(acc.token_values[0][("sparsity", "")]) == set(IDS[:4])
+    assert acc.pooled_matrix(0)[0] == sorted(IDS[2:])
+    rows = side_rows(acc, "base", "d")
+    assert {r.preset for r in rows if r.mode == "value"} == {"paper"}
+    assert all(math.isfinite(r.value) or r.metric == "condition_number" for r in rows)
+    with pytest.raises(ValueError, match="twice"):
+        _feed(acc, samples, IDS[:1])
