@@ -98,8 +98,11 @@ def test_nonfinite_activations_exclude_the_sample_and_are_reported():
     rows = side_rows(acc, "base", "d")
     frame = rows_to_frame(rows)  # refuses NaN values
     assert frame["value"].notna().all()
+    n = len(IDS)
     bad = {r.layer: (r.value, r.n) for r in rows if r.metric == "nonfinite_values"}
-    assert bad == {0: (0.0, 0), 1: (2.0, 1), 2: (0.0, 0)}
+    assert bad == {0: (0.0, n), 1: (2.0, n), 2: (0.0, n)}
+    excluded = {r.layer: r.value for r in rows if r.metric == "nonfinite_samples_excluded"}
+    assert excluded == {0: 0.0, 1: 1.0, 2: 0.0}
     assert "s04" not in acc.pooled_matrix(1)[0] and "s04" in acc.pooled_matrix(2)[0]
     assert "s04" not in acc.token_values[1][("sparsity", "")]
     reasons = {r.extra["reason"] for r in rows if r.layer == 1 and r.metric == "skipped:pooled"}

@@ -76,6 +76,10 @@ class SideAccumulator:
         self._pooled: list[tuple[list[str], torch.Tensor]] | None = None
         self._pooled_values: list[dict[tuple[str, str], float | str]] | None = None  # str = undefined reason
 
+    def samples_seen(self, layer: int) -> int:
+        """Samples (token-level or pooled) fed to `layer` so far."""
+        return len(self._seen[layer])
+
     # -- streaming ------------------------------------------------------------------------------
     def update(self, layer: int, hidden: torch.Tensor, mask: torch.Tensor, sample_ids: list[str]) -> None:
         """Feed one batch of layer `layer`: hidden [B, T, d] any dtype/device, mask [B, T] bool (True = valid)."""

@@ -50,8 +50,12 @@ def side_rows(acc: "SideAccumulator", side: str, dataset: str) -> list[Row]:
                 rows.append(_skip_row(side, dataset, layer, metric, preset, n_pooled, value))
             else:
                 rows.append(Row(side, dataset, layer, metric, value, n_pooled, preset, MODE_VALUE))
-        rows.append(Row(side, dataset, layer, "nonfinite_values", float(acc.nonfinite_values[layer]),
-                        acc.nonfinite_samples[layer], "", MODE_DIAGNOSTIC))
+        # n = samples checked; the samples left out for holding non-finite values are their own row
+        checked = acc.samples_seen(layer)
+        rows.append(Row(side, dataset, layer, "nonfinite_values", float(acc.nonfinite_values[layer]), checked,
+                        "", MODE_DIAGNOSTIC))
+        rows.append(Row(side, dataset, layer, "nonfinite_samples_excluded", float(acc.nonfinite_samples[layer]),
+                        checked, "", MODE_DIAGNOSTIC))
         for (metric, key_preset), reasons in acc.skips[layer].items():
             for preset in _presets_of(key_preset, acc.presets):
                 rows.extend(_skip_row(side, dataset, layer, metric, preset, c, r) for r, c in reasons.items())
