@@ -60,10 +60,14 @@ def test_resume_skips_finished_datasets(tiny_pair_dir, tmp_path, monkeypatch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_architecture_end_to_end_with_variant(tiny_pair_dir, tmp_path, arch):
     base, sft = tiny_pair_dir(arch)
-    run = run_analyze(_cfg(base, sft, variants=[f"copy={base}"], data=["mmlu", "wikitext"]), tmp_path / arch)
+    plots = arch == "llama"  # the figures read only the table: drawing them once is enough (and slow)
+    run = run_analyze(_cfg(base, sft, variants=[f"copy={base}"], data=["mmlu", "wikitext"]), tmp_path / arch,
+                      plots=plots)
     df = pd.read_parquet(run.path / "metrics.parquet")
     assert set(df["side"]) == {"base", "sft", "copy"} and set(df["dataset"]) == {"mmlu", "wikitext"}
     assert df["value"].notna().all() and (df["n"] > 0).all()
     copy_cka = df[(df.side == "copy") & (df.metric == "cka") & (df["mode"] == "alignment")]["value"]
     assert copy_cka.min() == pytest.approx(1.0, abs=1e-9)
-    assert list((run.path / "figures").glob("*.png"))
+    if plots:
+        names = {p.name for p in (run.path / "figures").glob("*.png")}
+        assert {"alignment__mmlu.png", "cka__wikitext.png", "overview__paper.png"} <= names
