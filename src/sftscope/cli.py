@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="resident: all models loaded together; sequential: one at a time (pairs that do not fit)")
     an.add_argument("--chat-template", action="store_true", help="render fine-tuned sides with their chat template")
     an.add_argument("--padding-side", default="right", choices=["left", "right"])
+    an.add_argument("--bootstrap", type=int, default=200, help="replicates for 95%% CIs of CKA/cosine/mean shift (0: off)")
+    an.add_argument("--robustness-splits", type=int, default=20,
+                    help="split-half test: Base-vs-SFT mean shift vs within-model resampling noise (0: off)")
     an.add_argument("--out", required=True, help="run directory (re-run the same command to resume)")
     an.add_argument("--no-plots", action="store_true")
 
@@ -147,7 +150,8 @@ def _cmd_analyze(args) -> None:
 
     cfg = AnalyzeConfig(**_pair_kwargs(args), preset=args.preset, token_samples=args.token_samples,
                         pooled_samples=args.pooled_samples, mode=args.mode, chat_template=args.chat_template,
-                        padding_side=args.padding_side)
+                        padding_side=args.padding_side, bootstrap=args.bootstrap,
+                        robustness_splits=args.robustness_splits)
     run = run_analyze(cfg, args.out, plots=not args.no_plots)
     print(f"results: {run.path / 'metrics.parquet'} (and .csv)\nfigures: {run.path / 'figures'}")
 

@@ -71,3 +71,15 @@ def test_every_architecture_end_to_end_with_variant(tiny_pair_dir, tmp_path, arc
     if plots:
         names = {p.name for p in (run.path / "figures").glob("*.png")}
         assert {"alignment__mmlu.png", "cka__wikitext.png", "overview__paper.png"} <= names
+
+
+def test_alignment_rows_carry_bootstrap_cis_and_robustness_rows(tiny_pair_dir, tmp_path):
+    base, sft = tiny_pair_dir("llama")
+    run = run_analyze(_cfg(base, sft, pooled_samples=16, bootstrap=50, robustness_splits=6), tmp_path / "ci",
+                      plots=False)
+    df = pd.read_parquet(run.path / "metrics.parquet")
+    ci = df[(df["mode"] == "alignment") & df["metric"].isin(["cka", "cosine_similarity", "mean_shift"])]
+    assert ci["ci_low"].notna().all() and (ci["ci_low"] <= ci["value"] + 1e-12).all()
+    assert (ci["value"] <= ci["ci_high"] + 1e-12).all()
+    rob = df[df["metric"] == "robustness:mean_shift"]
+    assert len(rob) == 5 and rob["p_value"].between(0, 1).all()

@@ -18,6 +18,8 @@ class AnalyzeConfig(PairRunConfig):
     mode: str = "resident"  # resident: all models loaded at once; sequential: one model at a time
     chat_template: bool = False  # render the fine-tuned sides with their own chat template
     padding_side: str = "right"
+    bootstrap: int = 200  # replicates for the alignment CIs (0: none)
+    robustness_splits: int = 20  # split-half robustness test of the mean shift (0: none)
 
     def __post_init__(self):
         super().__post_init__()
@@ -25,6 +27,8 @@ class AnalyzeConfig(PairRunConfig):
             raise SftscopeError(f"--preset must be paper, canonical or both, not {self.preset!r}")
         if self.mode not in ("resident", "sequential"):
             raise SftscopeError(f"--mode must be resident or sequential, not {self.mode!r}")
+        if self.bootstrap < 0 or self.robustness_splits < 0 or self.robustness_splits == 1:
+            raise SftscopeError("--bootstrap must be >= 0 and --robustness-splits 0 or >= 2")
         if min(self.token_samples, self.pooled_samples) < 1:
             raise SftscopeError("--token-samples and --pooled-samples must be at least 1")
 

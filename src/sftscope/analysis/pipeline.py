@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from sftscope.analysis.config import AnalyzeConfig
+from sftscope.analysis.uncertainty import add_uncertainty
 from sftscope.capture.batches import EncodedSample, encode_texts, make_batches
 from sftscope.capture.hooks import capture
 from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
@@ -66,14 +67,16 @@ def _run_side(loaded: LoadedModel, prepared: PreparedData, encoded: list[Encoded
 
 
 def _finish_dataset(run: RunDir, prepared: PreparedData, accs: dict[str, SideAccumulator],
-                    diagnostics: list[Row]) -> None:
+                    diagnostics: list[Row], cfg: AnalyzeConfig) -> None:
     rows = list(diagnostics)
     for side, acc in accs.items():
         rows += side_rows(acc, side, prepared.name)
     base = accs["base"]
     for side, acc in accs.items():
         if side != "base":
-            rows += pair_rows(base, acc, side, prepared.name)
+            pairs = pair_rows(base, acc, side, prepared.name)
+            rows += pairs + add_uncertainty(pairs, base, acc, side, prepared.name, cfg.bootstrap,
+                                            cfg.robustness_splits, cfg.seed)
     run.write_unit(TABLE, prepared.name, rows)
 
 
@@ -97,7 +100,7 @@ def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedDa
                 side = [by_id[m.name][i] for i in group.sample_ids]
                 for batch in make_batches(side, len(side), m.tokenizer.pad_token_id, cfg.padding_side, False):
                     capture(m, batch, accs[m.name].update)
-        _finish_dataset(run, prepared, accs, diagnostics)
+        _finish_dataset(run, prepared, accs, diagnostics, cfg)
 
 
 def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData]) -> None:
@@ -127,7 +130,7 @@ def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[Prepared
         accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt") for r in refs}
         diag = [Row(**d) for r in refs
                 for d in json.loads((spill / f"{r.name}--{prepared.name}.diag.json").read_text())]
-        _finish_dataset(run, prepared, accs, diag)
+        _finish_dataset(run, prepared, accs, diag, cfg)
 
 
 def run_analyze(cfg: AnalyzeConfig, out: str | Path, plots: bool = True) -> RunDir:

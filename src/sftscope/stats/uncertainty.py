@@ -74,6 +74,12 @@ def bootstrap_ci(X: Any, Y: Any, metric_fn: MetricFn, n_boot: int = 1000, level:
     if method not in ("percentile", "bc"):
         raise SftscopeError(f"unknown bootstrap method {method!r}; use percentile or bc")
     estimate, boot = bootstrap_distribution(X, Y, metric_fn, n_boot, seed)
+    return (estimate, *interval_from_replicates(estimate, boot, level, method))
+
+
+def interval_from_replicates(estimate: float, boot: np.ndarray, level: float = 0.95,
+                             method: str = "percentile") -> tuple[float, float]:
+    """(low, high) of a bootstrap distribution: plain or bias-corrected ("bc") percentile interval."""
     if len(boot) < 2:
         raise SftscopeError("fewer than 2 finite bootstrap replicates: the metric is undefined on resamples")
     alpha = (1 - level) / 2
@@ -84,7 +90,7 @@ def bootstrap_ci(X: Any, Y: Any, metric_fn: MetricFn, n_boot: int = 1000, level:
         z0 = stats.norm.ppf(below)
         quantiles = stats.norm.cdf(2 * z0 + stats.norm.ppf(quantiles))
     low, high = np.quantile(boot, quantiles)
-    return estimate, float(low), float(high)
+    return float(low), float(high)
 
 
 _CHANGE = {  # metric value -> "amount of change" (larger = the two matrices differ more)

@@ -16,13 +16,12 @@ from torch import nn
 
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel
+from sftscope.tuning.blocks import segment_bounds
 
 
 def segment_layers(num_layers: int, k: int) -> list[list[int]]:
-    """Block indices (0-based) of k equal segments: segment i covers [floor(i L / k), floor((i+1) L / k))."""
-    if not 1 <= k <= num_layers:
-        raise SftscopeError(f"cannot split {num_layers} blocks into {k} segments: choose 1 <= k <= {num_layers}")
-    return [list(range(i * num_layers // k, (i + 1) * num_layers // k)) for i in range(k)]
+    """Block indices (0-based) of k equal segments, as the tuning masks define them (segment_bounds)."""
+    return [list(range(start, stop)) for start, stop in segment_bounds(num_layers, k)]
 
 
 def _tensors(module: nn.Module) -> dict[str, torch.Tensor]:
