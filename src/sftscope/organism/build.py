@@ -20,7 +20,7 @@ import torch
 import transformers
 
 from sftscope.errors import SftscopeError
-from sftscope.evaluation.prompt_completion import tokenize_prompt_completion
+from sftscope.tuning.sequences import encode_records
 from sftscope.organism import corpus
 from sftscope.organism.evaluate import evaluate_pair
 from sftscope.organism.recipe import OrganismRecipe, recipe_for
@@ -158,8 +158,7 @@ def _build_into(root: Path, recipe: OrganismRecipe, seed: int, size: str, progre
     save_tokenizer(tokenizer, paths.base_dir)
 
     sft = copy.deepcopy(base)
-    examples = [tokenize_prompt_completion(tokenizer, r["prompt"], r["completion"], recipe.max_position)
-                for r in data["sft_train"]]
+    examples = encode_records(tokenizer, data["sft_train"], recipe.max_position).examples
     finetuning = finetune(sft, examples, tokenizer.pad_token_id, recipe, np.random.default_rng([seed, 6]), progress)
     sft.save_pretrained(paths.sft_dir)
     save_tokenizer(tokenizer, paths.sft_dir)

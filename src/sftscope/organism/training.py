@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_schedule_with_warmup
 
-from sftscope.evaluation.prompt_completion import SFTExample, collate_sft
+from sftscope.tuning.sequences import EncodedExample, collate
 from sftscope.organism.recipe import OrganismRecipe
 
 
@@ -76,7 +76,7 @@ def _lm_batch(block: torch.Tensor) -> dict:
     return {"input_ids": block, "labels": block}
 
 
-def finetune(model, examples: list[SFTExample], pad_token_id: int, recipe: OrganismRecipe,
+def finetune(model, examples: list[EncodedExample], pad_token_id: int, recipe: OrganismRecipe,
              rng: np.random.Generator, progress: bool = True) -> dict:
     """Completion-only SFT for recipe.sft_epochs epochs; returns the loss curve and time."""
     steps_per_epoch = -(-len(examples) // recipe.sft_batch_size)
@@ -84,7 +84,7 @@ def finetune(model, examples: list[SFTExample], pad_token_id: int, recipe: Organ
     optimizer, scheduler = _optimizer(model, recipe.sft_lr, recipe, total, recipe.sft_warmup_steps)
     batches = _epoch_batches(len(examples), recipe.sft_batch_size, rng, drop_last=False)
     return _train_loop(model, optimizer, scheduler, recipe, total, progress, "SFT",
-                       lambda: collate_sft([examples[i] for i in next(batches)], pad_token_id))
+                       lambda: collate([examples[i] for i in next(batches)], pad_token_id))
 
 
 def _train_loop(model, optimizer, scheduler, recipe: OrganismRecipe, total: int, progress: bool, label: str,

@@ -1,8 +1,8 @@
 """Prompt-completion records -> token sequences with the loss on the completion only, answer never cut.
 
 A record is {"prompt": str, "completion": str}. Prompt and completion are tokenized separately (the prompt
-with the tokenizer's special tokens, e.g. BOS; the completion without, plus EOS), so the label boundary is
-exact. When the pair is longer than max_length, the PROMPT loses tokens from its left (after any leading BOS);
+with the tokenizer's special tokens, e.g. BOS; the completion without, plus EOS; spaces at the prompt's end
+move onto the completion), so the label boundary is exact. Used by `sftscope tune` and the organism's SFT. When the pair is longer than max_length, the PROMPT loses tokens from its left (after any leading BOS);
 the completion, whose end holds the "#### N" answer, is never cut. If even the completion plus one prompt
 token does not fit, the record is dropped and counted. Labels are -100 on prompt and pad positions.
 """
@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sftscope.errors import SftscopeError
-
-IGNORE_INDEX = -100
+from sftscope.evaluation.prompt_completion import IGNORE_INDEX, encode_context_continuation
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,8 @@ def _leading_specials(ids: list[int], special_ids: set[int]) -> int:
 def encode_prompt_completion(tokenizer, prompt: str, completion: str, max_length: int,
                              add_eos: bool = True) -> EncodedExample | str:
     """One record -> EncodedExample, or a string saying why it must be dropped."""
-    prompt_ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-    completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+    # the same token boundary the scoring code uses, so training and log-likelihood scoring agree
+    prompt_ids, completion_ids = encode_context_continuation(tokenizer, prompt, completion)
     if add_eos and tokenizer.eos_token_id is not None:
         completion_ids.append(tokenizer.eos_token_id)
     if not completion_ids:
