@@ -109,6 +109,22 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--trust-remote-code", action="store_true")
     ev.add_argument("--out", required=True)
 
+    sg = sub.add_parser("suggest", help="training-free choice of the blocks to tune: mask, depth range, layer list")
+    sg.add_argument("--base", required=True, help="Base model: hub id or local dir (ID@REVISION pins a revision)")
+    sg.add_argument("--sft", default=None, help="optional fine-tuned model: adds Base-vs-SFT CKA and weight change")
+    sg.add_argument("--dtype", default="auto", help="auto (float32 on CPU, checkpoint dtype on GPU), float32, bf16, fp16")
+    sg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    sg.add_argument("--device-map", default=None, help="'auto' spreads layers over all GPUs (models that do not fit one)")
+    sg.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub (off by default)")
+    _add_data_args(sg)
+    sg.add_argument("--samples", type=int, default=200, help="samples per data set")
+    sg.add_argument("--k", type=int, default=5, help="segments of the printed mask")
+    sg.add_argument("--out", default="sftscope-runs/suggest", help="directory for suggestion.json and the profiles")
+
+    rp = sub.add_parser("report", help="one self-contained HTML report of run directories (reads files only)")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories; several are overlaid on depth")
+    rp.add_argument("--out", default=None, help="HTML file (default: report.html in the first run directory)")
+
     org = sub.add_parser("organism", help="the built-in tiny Base/SFT model pair")
     org_sub = org.add_subparsers(dest="organism_command", required=True, metavar="ACTION")
     ob = org_sub.add_parser("build", help="build (or reuse) the organism: world, tokenizer, Base, SFT, card")
@@ -125,6 +141,35 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=None)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--stages", type=_csv, default=None, help="only these stages (comma-separated)")
+
+    tu = sub.add_parser("tune", help="Mid-Block Efficient Tuning: one cell (blocks x method x seed), trained and scored")
+    tu.add_argument("--blocks", required=True, help="block spec: all, a mask like 01000, 20%%-80%%, layers:8-12, "
+                    "random:4; with --method full also early/middle/late/random")
+    tu.add_argument("--segments", type=int, default=None, help="k; if given, a mask must have exactly k digits")
+    tu.add_argument("--method", default="lora", choices=["lora", "full"])
+    tu.add_argument("--seed", type=int, default=0, help="data order, LoRA init and random block choice")
+    _add_tune_args(tu)
+    tu.add_argument("--base-eval", default=None, help="run dir caching the Base's scores (default: --out; a sweep "
+                    "shares one)")
+    tu.add_argument("--name", default="", help="the cell's label in tables (default: the --out folder's name)")
+    tu.add_argument("--out", required=True, help="run directory of this cell (re-run to resume)")
+
+    sp = sub.add_parser("sweep", help="masks x seeds x controls as independent tune cells, then a summary")
+    sp.add_argument("--k", type=int, default=5, help="segments of the masks")
+    sp.add_argument("--masks", type=_csv, default=None, help="comma-separated masks (and 'all'); default: every "
+                    "single-segment mask, 01100, 01110 and all")
+    sp.add_argument("--seeds", type=lambda t: [int(x) for x in _csv(t)], default=[0, 1, 2])
+    sp.add_argument("--controls", type=lambda t: [] if t == "none" else _csv(t),
+                    default=["lora-early", "lora-late", "lora-random", "full-early", "full-middle", "full-late",
+                             "full-random"], help="same-budget controls, or 'none'")
+    sp.add_argument("--also-k", type=lambda t: [int(x) for x in _csv(t)], default=[],
+                    help="also single-segment masks of these k (e.g. 3,10: the inverted-U ablation)")
+    _add_tune_args(sp)
+    sp.add_argument("--out", required=True, help="sweep directory (cells/<name>/ per cell; re-run to resume)")
+    sp.add_argument("--list", action="store_true", help="print one `sftscope tune` line per cell and stop")
+    sp.add_argument("--cell", type=int, default=None, help="run only cell I (0-based, as --list orders them)")
+    sp.add_argument("--summarize-only", action="store_true", help="only gather finished cells and summarise")
+    sp.add_argument("--no-plots", action="store_true")
     return parser
 
 
@@ -217,6 +262,25 @@ def _cmd_evaluate(args) -> None:
     print(f"results: {run.path / 'tasks.parquet'} (and .csv)")
 
 
+def _cmd_suggest(args) -> None:
+    from sftscope.suggest.pipeline import SUGGESTION_FILE, SuggestConfig, run_suggest
+
+    cfg = SuggestConfig(base=args.base, sft=args.sft, data=args.data, data_dir=args.data_dir, text_field=args.text_field,
+                        samples=args.samples, max_length=args.max_length, batch_size=args.batch_size, k=args.k,
+                        seed=args.seed, dtype=args.dtype, device=args.device, device_map=args.device_map,
+                        trust_remote_code=args.trust_remote_code)
+    run, suggestion = run_suggest(cfg, args.out)
+    print(suggestion.text())
+    print(f"results: {run.path / SUGGESTION_FILE}, {run.path / 'suggest.parquet'} (and .csv)")
+
+
+def _cmd_report(args) -> None:
+    from sftscope.results.report import write_report
+
+    out = write_report(args.run_dirs, args.out)
+    print(f"report: {out.resolve()}\nopen it in a browser, e.g. xdg-open {out} (macOS: open {out})")
+
+
 def _cmd_organism(args) -> None:
     from sftscope.organism import build_organism
 
@@ -224,9 +288,100 @@ def _cmd_organism(args) -> None:
     print(f"base: {paths.base_dir}\nsft:  {paths.sft_dir}\ndata: {paths.data_dir}\ncard: {paths.card_path}")
 
 
+def _add_tune_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by `tune` and `sweep` (everything but which blocks, method and seed)."""
+    p.add_argument("--base", required=True, help="Base model to tune: hub id (ID@REVISION) or local dir")
+    p.add_argument("--train", default="gsm8k", help="training data: gsm8k (train split), organism-sft, or a "
+                   ".jsonl/.csv file with prompt and completion fields")
+    p.add_argument("--train-limit", type=int, default=None, help="first N training records (default all)")
+    p.add_argument("--rank", type=int, default=8, help="budget reference: LoRA of this rank on every block")
+    p.add_argument("--alpha", type=float, default=16.0)
+    p.add_argument("--alpha-policy", default="constant-scale", choices=["constant-scale", "rslora", "fixed"])
+    p.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj", help="comma-separated, or all-linear")
+    p.add_argument("--full-scope", default="block", choices=["block", "targets"], help="what --method full unfreezes")
+    p.add_argument("--tasks", type=_none_or_csv, default=["gsm8k"], help="evaluation tasks (sftscope ls tasks)")
+    p.add_argument("--retention", type=_none_or_csv, default=["ppl:ifeval", "ppl:mt_bench"],
+                   help="retention perplexity tasks (change vs the Base is reported), or 'none'")
+    p.add_argument("--limit", type=int, default=None, help="items per evaluation task (default all)")
+    p.add_argument("--retention-limit", type=int, default=None, help="texts per retention task (default all)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--max-length", type=int, default=512, help="tokens per example; the prompt is cut, never the answer")
+    p.add_argument("--warmup-ratio", type=float, default=0.03)
+    p.add_argument("--lr-scheduler", default="linear", choices=["linear", "cosine", "constant", "constant_with_warmup"])
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--eval-batch-size", type=int, default=8)
+    p.add_argument("--data-dir", default=None, help="local data copies (for organism-sft: the organism's data folder)")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--device-map", default=None)
+    p.add_argument("--trust-remote-code", action="store_true")
+
+
+def _none_or_csv(text: str) -> list[str]:
+    return [] if text.strip() == "none" else _csv(text)
+
+
+def _tune_cell(args, blocks: str = "all", method: str = "lora", seed: int = 0, segments: int | None = None):
+    """argparse namespace (tune or sweep) -> TuneCell; sweep cells replace blocks, method, seed and segments."""
+    from sftscope.models.loading import LoadOptions
+    from sftscope.tuning.config import TuneConfig
+    from sftscope.tuning.pipeline import TuneCell
+
+    targets = args.target_modules if args.target_modules == "all-linear" else tuple(_csv(args.target_modules))
+    config = TuneConfig(method=method, blocks=blocks, segments=segments, rank=args.rank, alpha=args.alpha,
+                        alpha_policy=args.alpha_policy, target_modules=targets, full_scope=args.full_scope,
+                        lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                        grad_accum=args.grad_accum, max_length=args.max_length, warmup_ratio=args.warmup_ratio,
+                        lr_scheduler=args.lr_scheduler, mixed_precision=args.mixed_precision, seed=seed,
+                        eval_tasks=tuple(args.tasks), eval_limit=args.limit, eval_batch_size=args.eval_batch_size)
+    return TuneCell(base=args.base, train=args.train, config=config, retention=tuple(args.retention),
+                    data_dir=args.data_dir, train_limit=args.train_limit, retention_limit=args.retention_limit,
+                    load=LoadOptions(args.dtype, args.device, args.device_map, args.trust_remote_code),
+                    base_eval=getattr(args, "base_eval", None), name=getattr(args, "name", ""))
+
+
+def _cmd_tune(args) -> None:
+    from sftscope.tuning.pipeline import EVAL, run_tune
+
+    cell = _tune_cell(args, args.blocks, args.method, args.seed, args.segments)
+    run = run_tune(cell, args.out)
+    df = run.read_table(EVAL)
+    print(df[df["side"] == "tuned"][["dataset", "metric", "value", "n", "layers", "trainable_params"]]
+          .to_string(index=False))
+    print(f"results: {run.path / 'tune_eval.parquet'} and {run.path / 'tuning.parquet'} (and .csv)")
+
+
+def _cmd_sweep(args) -> None:
+    from sftscope.tuning.summary import SUMMARY, summary_wide
+    from sftscope.tuning.sweep import SweepConfig, expand_cells, list_commands, run_sweep, summarize_sweep
+
+    cfg = SweepConfig(template=_tune_cell(args), k=args.k, masks=args.masks, seeds=tuple(args.seeds),
+                      controls=tuple(args.controls), also_k=tuple(args.also_k))
+    if args.list:
+        print("\n".join(list_commands(expand_cells(cfg, args.out))))
+        return
+    if args.summarize_only:
+        cells = expand_cells(cfg, args.out)
+    else:
+        _, cells = run_sweep(cfg, args.out, only=args.cell)
+        if args.cell is not None:
+            print(f"cell {args.cell} done: {cells[args.cell].path}\nwhen all cells are done: the same command "
+                  "with --summarize-only instead of --cell")
+            return
+    run = summarize_sweep(args.out, cells, plots=not args.no_plots)
+    print(summary_wide(run.read_table(SUMMARY)).to_string(index=False))
+    print(f"results: {run.path / (SUMMARY + '.parquet')} (and .csv), per cell under {run.path / 'cells'}"
+          f"\nfigures: {run.path / 'figures'}")
+
+
 COMMANDS = {"ls": _cmd_ls, "analyze": _cmd_analyze, "probe": _cmd_probe, "swap": _cmd_swap,
             "weights": _cmd_weights, "correlate": _cmd_correlate, "evaluate": _cmd_evaluate,
-            "organism": _cmd_organism, "demo": _cmd_demo}
+            "organism": _cmd_organism, "demo": _cmd_demo, "suggest": _cmd_suggest, "report": _cmd_report,
+            "tune": _cmd_tune, "sweep": _cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,10 +75,33 @@ def _stage_swap(plan: DemoPlan) -> str:
     return str(run_swap(cfg, plan.out).path / "swap.parquet")
 
 
+def _stage_suggest(plan: DemoPlan) -> str:
+    from sftscope.suggest.pipeline import SUGGESTION_FILE, SuggestConfig, run_suggest
+
+    cfg = SuggestConfig(base=plan.base, sft=plan.sft, data=plan.data, data_dir=plan.data_dir,
+                        samples=plan.token_samples * 2, max_length=256, batch_size=16, seed=plan.seed)
+    run, _ = run_suggest(cfg, plan.out)
+    return str(run.path / SUGGESTION_FILE)
+
+
+def _stage_sweep(plan: DemoPlan) -> str:
+    from sftscope.tuning.sweep import run_demo_sweep
+
+    # The organism's Base is the pretrained model the sweep tunes; its SFT model is only the reference.
+    return str(run_demo_sweep(plan.base, plan.data_dir, plan.out / "sweep", plan.quick, plan.organism))
+
+
+def _stage_report(plan: DemoPlan) -> str:
+    from sftscope.results.report import write_report
+
+    return str(write_report([plan.out], plan.out / "report.html"))
+
+
 # Each later stage (tuning sweep, report) appends itself here.
 STAGES: list[tuple[str, Callable[[DemoPlan], str]]] = [
     ("analyze", _stage_analyze), ("weights", _stage_weights), ("correlate", _stage_correlate),
     ("probe", _stage_probe), ("swap", _stage_swap),
+    ("suggest", _stage_suggest), ("sweep", _stage_sweep), ("report", _stage_report),  # the report reads every table: keep it last
 ]
 
 

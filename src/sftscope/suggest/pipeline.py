@@ -1,0 +1,93 @@
+"""`sftscope suggest`: measure training-free layer profiles, choose the blocks to tune, save both.
+
+Writes into the output directory: the `suggest` table (every profile value per layer, tidy rows) and
+suggestion.json (the chosen blocks as mask / depth range / layer list, with the evidence). The report reads both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sftscope.data.prepare import prepare_dataset
+from sftscope.errors import SftscopeError
+from sftscope.models.loading import LoadOptions, ModelRef, check_pair, load_model
+from sftscope.results.rundir import RunDir, write_json
+from sftscope.results.schema import MODE_ALIGNMENT, MODE_VALUE, Row
+from sftscope.suggest.decide import LayerProfiles, Suggestion, suggest_blocks
+from sftscope.suggest.measure import average_profiles, block_weight_change, dataset_profiles
+
+TABLE = "suggest"
+SUGGESTION_FILE = "suggestion.json"
+# profile name -> (table metric, mode, layer offset): blocks b are written as layer b + 1 like the weights table
+_PROFILE_ROWS = {"layer_cka": ("consecutive_layer_cka", MODE_VALUE, 1), "effective_rank": ("effective_rank", MODE_VALUE, 0),
+                 "lens_accuracy": ("lens_accuracy", MODE_VALUE, 0), "variant_cka": ("cka", MODE_ALIGNMENT, 0),
+                 "weight_change": ("block_delta_fro", MODE_ALIGNMENT, 1)}
+
+
+@dataclass
+class SuggestConfig:
+    base: str
+    sft: str | None = None
+    data: list[str] = field(default_factory=lambda: ["gsm8k"])
+    data_dir: str | None = None
+    text_field: str = "text"
+    samples: int = 200
+    max_length: int = 512
+    batch_size: int = 8
+    k: int = 5
+    seed: int = 0
+    dtype: str = "auto"
+    device: str = "auto"
+    device_map: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self):
+        if self.samples < 4:
+            raise SftscopeError("--samples must be at least 4 (CKA needs several samples per layer)")
+        if min(self.k, self.max_length, self.batch_size) < 1:
+            raise SftscopeError("--k, --max-length and --batch-size must be at least 1")
+        if not self.data:
+            raise SftscopeError("--data needs at least one data set name or file")
+        self.refs()
+
+    def refs(self) -> list[ModelRef]:
+        refs = [ModelRef.parse(self.base, "base")]
+        return refs + ([ModelRef.parse(self.sft, "sft")] if self.sft else [])
+
+
+def profile_rows(profiles: LayerProfiles, side: str = "base", variant: str = "sft", dataset: str = "") -> list[Row]:
+    """Tidy rows of every profile: blocks as layer b + 1 (the weights table's convention), layers as is."""
+    rows = []
+    for name, (metric, mode, offset) in _PROFILE_ROWS.items():
+        values = getattr(profiles, name)
+        if values is None:
+            continue
+        who = variant if mode == MODE_ALIGNMENT else side
+        rows += [Row(side=who, dataset=dataset, layer=i + offset, metric=metric, value=float(v), n=0, mode=mode,
+                     preset="canonical" if name == "effective_rank" else "") for i, v in enumerate(values)]
+    return rows
+
+
+def run_suggest(cfg: SuggestConfig, out: str | Path) -> tuple[RunDir, Suggestion]:
+    """Measure profiles (Base, and the SFT if given), choose blocks, write the table and suggestion.json."""
+    run = RunDir(out)
+    datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
+                for d in cfg.data]
+    run.bind_config("suggest", asdict(cfg))
+    if run.is_done(TABLE, "profiles") and (run.path / SUGGESTION_FILE).exists():  # resume: same config, done
+        return run, Suggestion.from_dict(json.loads((run.path / SUGGESTION_FILE).read_text()))
+    refs = cfg.refs()
+    options = LoadOptions(cfg.dtype, cfg.device, cfg.device_map, cfg.trust_remote_code)
+    models = [load_model(r, options, c) for r, c in zip(refs, check_pair(refs, cfg.trust_remote_code))]
+    run.write_environment(cfg.seed, [m.record for m in models])
+    base, variant = models[0], (models[1] if len(models) > 1 else None)
+    per_dataset = [dataset_profiles(base, p, cfg.max_length, cfg.batch_size, variant) for p in datasets]
+    weights = block_weight_change(refs[0], refs[1], base.parts.num_layers) if variant is not None else None
+    profiles = average_profiles(per_dataset, weights)
+    suggestion = suggest_blocks(profiles, cfg.k)
+    run.write_unit(TABLE, "profiles", profile_rows(profiles, dataset="+".join(p.name for p in datasets)))
+    write_json(run.path / SUGGESTION_FILE, {**suggestion.as_dict(), "data": [p.name for p in datasets],
+                                            "base": cfg.base, "sft": cfg.sft})
+    return run, suggestion
