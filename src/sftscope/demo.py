@@ -101,7 +101,8 @@ def _stage_report(plan: DemoPlan) -> str:
 STAGES: list[tuple[str, Callable[[DemoPlan], str]]] = [
     ("analyze", _stage_analyze), ("weights", _stage_weights), ("correlate", _stage_correlate),
     ("probe", _stage_probe), ("swap", _stage_swap),
-    ("suggest", _stage_suggest), ("sweep", _stage_sweep), ("report", _stage_report),  # the report reads every table: keep it last
+    ("suggest", _stage_suggest), ("sweep", _stage_sweep),
+    ("report", _stage_report),  # the report reads every table: keep it last
 ]
 
 

@@ -1,0 +1,199 @@
+"""`sftscope tune`: one tuning cell (block spec x method x seed) trained from a fresh Base, evaluated, resumable.
+
+A cell's run directory holds two tables:
+    tuning     train_cell's rows (train_loss per step, trainable_params, reference_params, budget_rel_error,
+               train_truncated, train_dropped, train_wall_time_s) plus a loss-curve summary
+               (train_loss_start / train_loss_end = mean of the first / last tenth of the steps, train_loss_min,
+               train_steps, completion_tokens)
+    tune_eval  task scores of the tuned model (side "tuned"), and per retention task the perplexity change vs
+               the untouched Base (metric "perplexity_change" = ppl_tuned - ppl_base; lower = better retention)
+Every row carries the columns cell, method, spec, layers, k, seed, trainable_params, train.
+The Base's own scores (side "base", unit "base" of tune_eval) live in `base_eval`: a sweep's cells share one
+directory, so the Base is evaluated once per sweep; a lone `tune` keeps them in its own directory. All models
+are scored with the same evaluation seed, so Base and every cell see the same items.
+A finished cell (both tables written) is skipped on re-run.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sftscope.errors import SftscopeError
+from sftscope.evaluation.tasks import evaluate, first_n, get_task
+from sftscope.models.loading import LoadOptions, ModelRef, load_model
+from sftscope.results.rundir import RunDir
+from sftscope.results.schema import Row
+from sftscope.tuning.blocks import format_layers
+from sftscope.tuning.config import TuneConfig
+from sftscope.tuning.train import TrainResult, train_cell
+
+TUNING, EVAL, UNIT, BASE_UNIT = "tuning", "tune_eval", "cell", "base"
+DEFAULT_TASKS = ("gsm8k",)
+DEFAULT_RETENTION = ("ppl:ifeval", "ppl:mt_bench")
+RETENTION_METRIC = "perplexity"
+
+
+@dataclass(frozen=True)
+class TuneCell:
+    """One cell: Base + training data + TuneConfig (blocks, method, seed, budget, eval tasks/limit) + retention."""
+
+    base: str                                   # hub id (ID@REV) or local model dir
+    train: str                                  # organism-sft | a registered data set with a train split | a file
+    config: TuneConfig = field(default_factory=TuneConfig)
+    retention: tuple[str, ...] = DEFAULT_RETENTION
+    data_dir: str | None = None                 # local data copies (for the organism: its data folder)
+    train_limit: int | None = None              # first N training records (None: all)
+    retention_limit: int | None = None          # first N texts per retention task (None: all)
+    eval_seed: int = 0                          # same for Base and every cell, so all see the same items
+    load: LoadOptions = field(default_factory=LoadOptions)
+    base_eval: str | None = None                # run dir caching the Base's scores (None: the cell's own dir)
+    name: str = ""                              # the cell's label in tables (default: its directory's name)
+
+    def __post_init__(self):
+        object.__setattr__(self, "retention", tuple(self.retention))
+        ModelRef.parse(self.base, "base")
+        if not self.config.eval_tasks and not self.retention:
+            raise SftscopeError("a tuning cell needs evaluation tasks (--tasks) or retention tasks (--retention)")
+        for name in ("train_limit", "retention_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SftscopeError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all)")
+
+    def as_dict(self) -> dict:
+        """JSON-friendly record for RunDir.bind_config."""
+        d = asdict(self)
+        d["config"] = self.config.as_dict()
+        return d
+
+
+def load_train_records(train: str, data_dir: str | Path | None = None, limit: int | None = None) -> list[dict]:
+    """First `limit` {"prompt", "completion"} records of organism-sft, a data set's train split, or a file."""
+    from sftscope.data.registry import DATASETS, load_records
+    if train == "organism-sft":
+        records = _organism_sft(data_dir)
+    elif train in DATASETS:
+        spec = DATASETS[train]
+        if spec.split is None:
+            raise SftscopeError(f"data set {train!r} has no prompt/completion form for training; use gsm8k, "
+                                "organism-sft or a .jsonl file with prompt and completion fields")
+        records = [dict(zip(("prompt", "completion"), spec.split(r))) for r in load_records(train, data_dir, "train")]
+    elif Path(train).expanduser().is_file():
+        from sftscope.data.readers import read_user_file
+        records = list(read_user_file(Path(train).expanduser()))
+        if records and not {"prompt", "completion"} <= set(records[0]):
+            raise SftscopeError(f"{train} needs 'prompt' and 'completion' fields (has {', '.join(records[0])})")
+    else:
+        raise SftscopeError(f"training data {train!r} is neither organism-sft, a registered data set nor a file")
+    if not records:
+        raise SftscopeError(f"training data {train!r} is empty")
+    return first_n([{"prompt": str(r["prompt"]), "completion": str(r["completion"])} for r in records], limit)
+
+
+def _organism_sft(data_dir) -> list[dict]:
+    from sftscope.data.registry import organism_data_dir
+    from sftscope.organism.data import DATASET_FILES, load_records
+    root = Path(data_dir).expanduser() if data_dir else None
+    if root is None or not (root / DATASET_FILES["organism-sft"]).is_file():
+        root = organism_data_dir()  # as the registry does for organism-*: the default build
+    if not (root / DATASET_FILES["organism-sft"]).is_file():
+        raise SftscopeError(f"organism-sft needs the organism's data folder (--data-dir); {root} has no "
+                            f"{DATASET_FILES['organism-sft']}: run `sftscope organism build`")
+    return load_records(root, "organism-sft")
+
+
+def cell_done(run: RunDir) -> bool:
+    """True when both tables of the cell are written (training rows and evaluation rows)."""
+    return run.is_done(TUNING, UNIT) and run.is_done(EVAL, UNIT)
+
+
+def _segments_of(config: TuneConfig) -> int:
+    spec = config.blocks.strip()
+    mask = spec[5:] if spec.startswith("mask:") else spec
+    return len(mask) if mask and set(mask) <= {"0", "1"} else -1
+
+
+def cell_tags(cell: TuneCell, name: str, result: TrainResult) -> dict:
+    """Columns on every row of a cell: which configuration, seed and realised budget it is."""
+    return {"cell": name, "method": cell.config.method, "spec": cell.config.blocks,
+            "layers": format_layers(result.layers), "k": _segments_of(cell.config), "seed": cell.config.seed,
+            "trainable_params": int(result.trainable_count), "train": cell.train}
+
+
+def training_rows(result: TrainResult, tags: dict, run: str) -> list[Row]:
+    """train_cell's rows plus loss-curve summary rows, all tagged."""
+    dataset = Path(tags["train"]).stem if Path(tags["train"]).suffix else tags["train"]
+    rows = result.rows(run, dataset=dataset)
+    curve = result.loss_curve
+    tenth = max(1, math.ceil(len(curve) / 10))
+    summary = {"train_steps": result.steps, "completion_tokens": result.completion_tokens}
+    if curve:
+        summary.update(train_loss_start=sum(curve[:tenth]) / tenth, train_loss_end=sum(curve[-tenth:]) / tenth,
+                       train_loss_min=min(curve))
+    rows += [Row(side="tuned", dataset=dataset, layer=-1, metric=k, value=float(v), n=max(len(curve), 1),
+                 preset=result.config.blocks, run=run) for k, v in summary.items()]
+    for row in rows:
+        row.extra = {**row.extra, **tags}
+    return rows
+
+
+def _score(model, tokenizer, cell: TuneCell, side: str, tags: dict, run: str) -> list[Row]:
+    common = dict(side=side, data_dir=cell.data_dir, batch_size=cell.config.eval_batch_size, seed=cell.eval_seed,
+                  run=run, preset=tags["spec"], extra=tags)
+    rows = evaluate(model, tokenizer, list(cell.config.eval_tasks), limit=cell.config.eval_limit, **common)
+    return rows + evaluate(model, tokenizer, list(cell.retention), limit=cell.retention_limit, **common)
+
+
+BASE_TAGS = {"cell": BASE_UNIT, "method": "none", "spec": "", "layers": "", "k": -1, "seed": -1,
+             "trainable_params": 0, "train": ""}
+
+
+def base_eval_config(cell: TuneCell) -> dict:
+    """What the Base's cached scores depend on (a cell with other evaluation settings must not reuse them)."""
+    return {"base": cell.base, "tasks": list(cell.config.eval_tasks), "limit": cell.config.eval_limit,
+            "retention": list(cell.retention), "retention_limit": cell.retention_limit, "data_dir": cell.data_dir,
+            "eval_batch_size": cell.config.eval_batch_size, "eval_seed": cell.eval_seed, "load": asdict(cell.load)}
+
+
+def base_scores(cell: TuneCell, out: str | Path, loaded=None) -> list[dict]:
+    """The untouched Base's rows (computed once with `loaded`, else read back from the cache)."""
+    run = RunDir(cell.base_eval or out)
+    run.bind_config("tune_base", base_eval_config(cell))
+    if not run.is_done(EVAL, BASE_UNIT):
+        if loaded is None:
+            raise SftscopeError(f"the Base's scores are not in {run.path} yet; run a cell first")
+        run.write_unit(EVAL, BASE_UNIT, _score(loaded.model, loaded.tokenizer, cell, "base", BASE_TAGS, run.name))
+    table = run.read_table(EVAL)
+    return table[table["side"] == "base"].to_dict("records")
+
+
+def retention_rows(tuned: list[Row], base: list[dict], tags: dict, run: str) -> list[Row]:
+    """perplexity_change = ppl_tuned - ppl_base per retention task (same texts, same seed)."""
+    base_ppl = {r["dataset"]: r["value"] for r in base if r["metric"] == RETENTION_METRIC}
+    return [Row(side="tuned", dataset=r.dataset, layer=-1, metric="perplexity_change",
+                value=r.value - base_ppl[r.dataset], n=r.n, preset=r.preset, mode=r.mode, run=run, extra=tags)
+            for r in tuned if r.metric == RETENTION_METRIC and r.dataset in base_ppl]
+
+
+def run_tune(cell: TuneCell, out: str | Path, progress: bool = True) -> RunDir:
+    """Train and evaluate one cell into `out` (skipped when already finished there); returns its RunDir."""
+    for task in (*cell.config.eval_tasks, *cell.retention):
+        get_task(task)  # unknown task names fail before anything loads
+    run = RunDir(out)
+    run.bind_config("tune", cell.as_dict())
+    if cell_done(run):
+        return run
+    name = cell.name or run.name
+    records = load_train_records(cell.train, cell.data_dir, cell.train_limit)
+    loaded = load_model(ModelRef.parse(cell.base, "base"), cell.load)
+    run.write_environment(cell.config.seed, [loaded.record])
+    base = base_scores(cell, out, loaded)  # before training: the same loaded model is then adapted in place
+    result = train_cell(loaded.model, loaded.tokenizer, records, cell.config, progress=progress)
+    tags = cell_tags(cell, name, result)
+    run.write_unit(TUNING, UNIT, training_rows(result, tags, run.name))
+    tuned = _score(result.model, loaded.tokenizer, cell, "tuned", tags, run.name)
+    run.write_unit(EVAL, UNIT, tuned + retention_rows(tuned, base, tags, run.name))
+    del loaded, result
+    gc.collect()
+    return run
