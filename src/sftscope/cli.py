@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command != "ls":
+            from sftscope.runtime import configure_cpu_threads
+            configure_cpu_threads()
         COMMANDS[args.command](args)
     except SftscopeError as exc:
         if args.debug:

@@ -49,6 +49,25 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def cpu_threads() -> int:
+    """Torch CPU threads: $SFTSCOPE_THREADS, else up to 2 (the core count), else 1 on a busy machine.
+
+    On a loaded machine a second intra-op thread spin-waits for a core: measured up to 10x slower than one.
+    The thread count does not change results (same organism weights hash with 1 and 2 threads).
+    """
+    if os.environ.get("SFTSCOPE_THREADS"):
+        return max(1, int(os.environ["SFTSCOPE_THREADS"]))
+    cores = os.cpu_count() or 1
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores - 1
+    return 1 if busy else max(1, min(2, cores, torch.get_num_threads()))
+
+
+def configure_cpu_threads() -> None:
+    """Apply cpu_threads() when the work runs on the CPU (GPU runs keep torch's default)."""
+    if not cuda_available():
+        torch.set_num_threads(cpu_threads())
+
+
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)

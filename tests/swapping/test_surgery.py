@@ -62,3 +62,27 @@ def test_swapped_model_computes_like_the_donor_when_everything_is_swapped(tiny_p
                 base.model.model.embed_tokens.weight.copy_(sft.model.model.embed_tokens.weight)
             got = base.model(ids).logits
     torch.testing.assert_close(got, want)
+
+
+def test_after_restore_the_models_share_no_storage(tiny_pair_dir):
+    base_dir, sft_dir = tiny_pair_dir("llama")
+    base, sft = _load(base_dir, "base"), _load(sft_dir, "sft")
+    with transplant(base, sft, [0, 1, 2, 3], head=True):
+        pass
+    donor_ptrs = {t.data_ptr() for t in sft.model.state_dict().values()}
+    assert not donor_ptrs & {t.data_ptr() for t in base.model.state_dict().values()}
+    with torch.no_grad():
+        sft.model.model.layers[1].self_attn.q_proj.weight.add_(1.0)
+    assert not torch.equal(base.model.model.layers[1].self_attn.q_proj.weight,
+                           sft.model.model.layers[1].self_attn.q_proj.weight)
+
+
+def test_tied_head_swap_restores_the_shared_embedding(tiny_pair_dir):
+    base_dir, sft_dir = tiny_pair_dir("gpt2")  # GPT-2 ties lm_head to the token embedding
+    base, sft = _load(base_dir, "base"), _load(sft_dir, "sft")
+    assert base.model.lm_head.weight is base.model.transformer.wte.weight
+    before = _snapshot(base.model)
+    with transplant(base, sft, [], head=True):
+        assert torch.equal(base.model.transformer.wte.weight, sft.model.transformer.wte.weight)
+    assert base.model.lm_head.weight is base.model.transformer.wte.weight
+    assert all(torch.equal(base.model.state_dict()[k], v) for k, v in before.items())

@@ -20,6 +20,7 @@ import torch
 import transformers
 
 from sftscope.errors import SftscopeError
+from sftscope.runtime import cpu_threads
 from sftscope.tuning.sequences import encode_records
 from sftscope.organism import corpus
 from sftscope.organism.evaluate import evaluate_pair
@@ -62,16 +63,8 @@ def is_complete(root: Path) -> bool:
 
 
 def build_threads() -> int:
-    """CPU threads for the build: $SFTSCOPE_THREADS, else 2 (at most the core count), else 1 on a busy machine.
-
-    On a loaded machine a second intra-op thread spin-waits for a core and was measured 10x slower than
-    one thread. The thread count does not change the trained weights (checked: same hash with 1 and 2).
-    """
-    if os.environ.get("SFTSCOPE_THREADS"):
-        return max(1, int(os.environ["SFTSCOPE_THREADS"]))
-    cores = os.cpu_count() or 1
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores - 1
-    return 1 if busy else max(1, min(2, cores, torch.get_num_threads()))
+    """CPU threads for the build (sftscope.runtime.cpu_threads: the weights do not depend on it)."""
+    return cpu_threads()
 
 
 @contextmanager

@@ -74,13 +74,15 @@ def load_run(path: str | Path) -> RunData:
         raise SftscopeError(f"{path} is not a run directory (no such folder)")
     run = RunData(path=path, name=path.resolve().name, config=_read_json(path / "config.json"),
                   environment=_read_json(path / "environment.json"))
-    stems = {p.stem for p in path.glob("*.parquet")} | {p.stem for p in path.glob("*.csv")}
-    for stem in sorted(s for s in stems if not s.startswith(".")):
-        df = _read_table(path / f"{stem}.parquet")
-        if df is not None:
-            run.tables[stem] = df
-    figures = path / "figures"
-    run.figures = sorted(figures.glob("*.png")) if figures.is_dir() else []
+    # A stage may write into its own sub-run (the demo's sweep/): its tables and figures belong to this run.
+    for folder in [path] + sorted(p for p in path.iterdir() if p.is_dir() and (p / "config.json").exists()):
+        stems = {p.stem for p in folder.glob("*.parquet")} | {p.stem for p in folder.glob("*.csv")}
+        for stem in sorted(s for s in stems if not s.startswith(".") and s not in run.tables):
+            df = _read_table(folder / f"{stem}.parquet")
+            if df is not None:
+                run.tables[stem] = df
+        figures = folder / "figures"
+        run.figures += sorted(figures.glob("*.png")) if figures.is_dir() else []
     if (path / SUGGESTION_FILE).exists():
         run.suggestion = _read_json(path / SUGGESTION_FILE) or None
     if not (run.tables or run.figures or run.config):

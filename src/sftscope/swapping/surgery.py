@@ -1,9 +1,11 @@
-"""Reversible model surgery: copy whole blocks (and optionally the final norm + head) from a donor model.
+"""Reversible model surgery: run a model with whole blocks (and optionally the final norm + head) of a donor.
 
-Only the swapped modules are copied (their original tensors are kept aside and written back on exit, also
-when the body raises), so a swap costs a few blocks' worth of copies instead of a model reload. Values are
-copied into the target's existing tensors: tied weights stay tied (with a tied head, transferring the head
-also transfers the input embedding, which is the same tensor).
+Zero-copy: each swapped parameter/buffer of the receiver borrows the donor's storage (`tensor.data = ...`)
+and gets its own storage back on exit, also when the body raises, so a swap costs microseconds instead of
+a model reload and restoration is exact by construction. Storage is copied only where the donor sits on
+another device or in another dtype. Inside the block the receiver SHARES the donor's tensors: evaluate, do
+not train. Tied weights stay tied (with a tied head, transferring the head also transfers the input
+embedding, which is the same tensor).
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ def transplant(target: LoadedModel, donor: LoadedModel, layers: Sequence[int], h
             if mine_t.keys() != theirs_t.keys():
                 raise SftscopeError(f"cannot swap {type(mine).__name__}: tensor names differ between models")
             for name, tensor in mine_t.items():
-                if tensor.shape != theirs_t[name].shape:
+                given = theirs_t[name]
+                if tensor.shape != given.shape:
                     raise SftscopeError(f"cannot swap tensor {name}: shape {tuple(tensor.shape)} vs "
-                                        f"{tuple(theirs_t[name].shape)}")
-                saved.append((tensor, tensor.detach().clone()))
-                tensor.copy_(theirs_t[name])
+                                        f"{tuple(given.shape)}")
+                saved.append((tensor, tensor.data))
+                tensor.data = given.data.to(device=tensor.device, dtype=tensor.dtype)
         yield
     finally:
-        for tensor, original in saved:
-            tensor.copy_(original)
+        for tensor, original in reversed(saved):  # reversed: a tied tensor ends on its first saved storage
+            tensor.data = original
