@@ -70,7 +70,7 @@ def test_every_architecture_end_to_end_with_variant(tiny_pair_dir, tmp_path, arc
     assert copy_cka.min() == pytest.approx(1.0, abs=1e-9)
     if plots:
         names = {p.name for p in (run.path / "figures").glob("*.png")}
-        assert {"alignment__mmlu.png", "cka__wikitext.png", "overview__paper.png"} <= names
+        assert {"alignment__mmlu.png", "prompt_entropy__wikitext.png", "overview__paper.png"} <= names
 
 
 def test_alignment_rows_carry_bootstrap_cis_and_robustness_rows(tiny_pair_dir, tmp_path):

@@ -10,7 +10,7 @@ from tests.conftest import SHARED_DATA
 pytestmark = pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", sorted(n for n in DATASETS if not n.startswith("organism-")))
 def test_every_named_dataset_loads_locally_with_stable_unique_ids(name):
     records = load_records(name, SHARED_DATA)
     ids = [r["id"] for r in records]
@@ -102,3 +102,14 @@ def test_chat_template_renders_fine_tuned_side():
     chat = render_for_side(spec, rec, tok, chat_template=True)
     assert chat.startswith("<user>Question:") and "<assistant>" in chat and chat.endswith("#### 18")
     assert render_for_side(spec, rec, tok, chat_template=False) == spec.render(rec)
+
+
+def test_organism_datasets_resolve_from_a_data_dir_or_the_organism_build(tmp_path, monkeypatch):
+    folder = tmp_path / "org" / "data"
+    folder.mkdir(parents=True)
+    (folder / "qa.jsonl").write_text(json.dumps({"id": "qa-0", "prompt": "Q?", "answer": "A", "text": "Q? A"}))
+    monkeypatch.setenv("SFTSCOPE_ORGANISM", str(tmp_path / "org"))
+    assert load_records("organism-qa", SHARED_DATA)[0]["id"] == "qa-0"  # not under SHARED_DATA: the build's
+    assert load_records("organism-qa", folder)[0]["text"] == "Q? A"
+    with pytest.raises(SftscopeError, match="sftscope organism build"):
+        load_records("organism-mc")
