@@ -27,6 +27,11 @@ class DemoPlan:
     done: list[tuple[str, str]] = field(default_factory=list)  # (stage, where its results are)
 
     @property
+    def num_layers(self) -> int:
+        from sftscope.models.loading import ModelRef, load_config
+        return load_config(ModelRef("base", self.base)).num_hidden_layers
+
+    @property
     def token_samples(self) -> int:
         return 24 if self.quick else 100
 
@@ -70,7 +75,7 @@ def _stage_swap(plan: DemoPlan) -> str:
     from sftscope.swapping.pipeline import SwapConfig, run_swap
 
     cfg = SwapConfig(base=plan.base, sft=plan.sft, data=plan.data[:2], data_dir=plan.data_dir, max_length=256,
-                     batch_size=16, seed=plan.seed, samples=plan.token_samples * 2,
+                     batch_size=16, seed=plan.seed, samples=plan.token_samples * 2, segments=min(5, plan.num_layers),
                      task_limit=40 if plan.quick else 200)
     return str(run_swap(cfg, plan.out).path / "swap.parquet")
 
