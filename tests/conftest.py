@@ -33,6 +33,25 @@ CONFIGS = {
 ARCHS = list(CONFIGS)
 
 
+def _more_configs():
+    """The rest of the architecture table, for the capture equalities (built offline from configs)."""
+    import transformers as tf
+    more = {
+        "mixtral": lambda: tf.MixtralConfig(**COMMON, num_local_experts=2, num_experts_per_tok=1),
+        "olmo": lambda: tf.OlmoConfig(**COMMON),
+        "olmo3": lambda: tf.Olmo3Config(**COMMON),
+        "qwen3": lambda: tf.Qwen3Config(**COMMON, head_dim=8),
+        "gemma": lambda: tf.GemmaConfig(**COMMON, head_dim=8),
+        "gemma3_text": lambda: tf.Gemma3TextConfig(**COMMON, head_dim=8, final_logit_softcapping=5.0),
+        "phi3": lambda: tf.Phi3Config(**COMMON, pad_token_id=0),
+    }
+    return more
+
+
+CONFIGS.update(_more_configs())
+ALL_ARCHS = list(CONFIGS)
+
+
 def make_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer over a fixed vocabulary (offline, deterministic), BOS added to every text."""
     words = ["<pad>", "<bos>", "<eos>", "<unk>"] + [chr(c) for c in range(33, 127)] + \

@@ -4,7 +4,7 @@ import torch
 from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.capture.hooks import capture, capture_all_layers
 from sftscope.models.loading import LoadOptions, ModelRef, load_model
-from tests.conftest import ARCHS
+from tests.conftest import ALL_ARCHS
 
 TEXTS = ["the question is what a of to", "answer A", "the a of to and is in what question answer B C D the a"]
 
@@ -14,7 +14,7 @@ def _load(tiny_pair_dir, arch):
     return load_model(ModelRef("base", str(base)), LoadOptions(dtype="float32", device="cpu"))
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ALL_ARCHS)
 def test_layers_match_hidden_states_and_head_reproduces_logits(tiny_pair_dir, arch):
     loaded = _load(tiny_pair_dir, arch)
     enc = encode_texts(["a", "b", "c"], TEXTS, loaded.tokenizer, None)
@@ -34,7 +34,7 @@ def test_layers_match_hidden_states_and_head_reproduces_logits(tiny_pair_dir, ar
     torch.testing.assert_close(logits[valid], out.logits[valid], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ALL_ARCHS)
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_padded_equals_unpadded(tiny_pair_dir, arch, side):
     loaded = _load(tiny_pair_dir, arch)

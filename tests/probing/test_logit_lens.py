@@ -13,7 +13,7 @@ def _load(path, name="base"):
     return load_model(ModelRef(name, str(path)), LoadOptions(dtype="float32", device="cpu"))
 
 
-@pytest.mark.parametrize("arch", ["llama", "olmo2", "gpt2", "gemma2"])
+@pytest.mark.parametrize("arch", ["llama", "olmo2", "gpt2", "gemma2", "olmo"])  # olmo: norm without parameters
 @pytest.mark.parametrize("chunk", [3, 1000])
 def test_last_layer_equals_models_own_accuracy_and_loss(tiny_pair_dir, arch, chunk):
     loaded = _load(tiny_pair_dir(arch)[0])

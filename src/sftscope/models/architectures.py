@@ -97,7 +97,9 @@ class ModelParts:
 
     def logits_from_residual(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm + head (+ soft-capping where the architecture has it): [.., d] -> [.., V]."""
-        hidden = hidden.to(next(self.final_norm.parameters()).device)
+        # OLMo-1's final norm has no parameters: then the head's device is where the norm runs
+        norm_param = next(self.final_norm.parameters(), None)
+        hidden = hidden.to(norm_param.device if norm_param is not None else self.lm_head.weight.device)
         normed = self.final_norm(hidden)
         logits = self.lm_head(normed.to(self.lm_head.weight.device))
         if self.softcap:
