@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import (GemmaConfig, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
+from transformers import (Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig,
                           Olmo2Config, PreTrainedTokenizerFast, Qwen2Config)
 
 # Tiny models are dominated by per-op overhead: one thread is faster than two on a shared 2-core machine.

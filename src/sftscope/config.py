@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadOptions, ModelRef
@@ -10,6 +11,8 @@ from sftscope.models.loading import LoadOptions, ModelRef
 
 @dataclass
 class PairRunConfig:
+    needs_variant: ClassVar[bool] = True  # False for stages that can run on the Base alone (suggest)
+
     base: str
     sft: str | None = None
     variants: list[str] = field(default_factory=list)  # "NAME=ID[@REV]"
@@ -25,7 +28,7 @@ class PairRunConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self):
-        if self.sft is None and not self.variants:
+        if self.needs_variant and self.sft is None and not self.variants:
             raise SftscopeError("give a fine-tuned model to compare with the Base: --sft ID or --variant NAME=ID")
         for name in ("max_length", "batch_size"):
             if getattr(self, name) < 1:

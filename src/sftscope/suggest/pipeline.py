@@ -7,12 +7,14 @@ suggestion.json (the chosen blocks as mask / depth range / layer list, with the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from sftscope.config import PairRunConfig
 from sftscope.data.prepare import prepare_dataset
 from sftscope.errors import SftscopeError
-from sftscope.models.loading import LoadOptions, ModelRef, check_pair, load_model
+from sftscope.models.loading import check_pair, load_model
 from sftscope.results.rundir import RunDir, write_json
 from sftscope.results.schema import MODE_ALIGNMENT, MODE_VALUE, Row
 from sftscope.suggest.decide import LayerProfiles, Suggestion, suggest_blocks
@@ -27,34 +29,20 @@ _PROFILE_ROWS = {"layer_cka": ("consecutive_layer_cka", MODE_VALUE, 1), "effecti
 
 
 @dataclass
-class SuggestConfig:
-    base: str
-    sft: str | None = None
-    data: list[str] = field(default_factory=lambda: ["gsm8k"])
-    data_dir: str | None = None
-    text_field: str = "text"
+class SuggestConfig(PairRunConfig):
+    needs_variant: ClassVar[bool] = False  # the Base alone is enough; a fine-tuned model adds evidence
+
     samples: int = 200
-    max_length: int = 512
-    batch_size: int = 8
     k: int = 5
-    seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
-    device_map: str | None = None
-    trust_remote_code: bool = False
 
     def __post_init__(self):
+        super().__post_init__()
         if self.samples < 4:
             raise SftscopeError("--samples must be at least 4 (CKA needs several samples per layer)")
-        if min(self.k, self.max_length, self.batch_size) < 1:
-            raise SftscopeError("--k, --max-length and --batch-size must be at least 1")
-        if not self.data:
-            raise SftscopeError("--data needs at least one data set name or file")
-        self.refs()
-
-    def refs(self) -> list[ModelRef]:
-        refs = [ModelRef.parse(self.base, "base")]
-        return refs + ([ModelRef.parse(self.sft, "sft")] if self.sft else [])
+        if self.k < 1:
+            raise SftscopeError("--k must be at least 1")
+        if self.variants:
+            raise SftscopeError("suggest takes one fine-tuned model: use --sft, not --variant")
 
 
 def profile_rows(profiles: LayerProfiles, side: str = "base", variant: str = "sft", dataset: str = "") -> list[Row]:
@@ -79,7 +67,7 @@ def run_suggest(cfg: SuggestConfig, out: str | Path) -> tuple[RunDir, Suggestion
     if run.is_done(TABLE, "profiles") and (run.path / SUGGESTION_FILE).exists():  # resume: same config, done
         return run, Suggestion.from_dict(json.loads((run.path / SUGGESTION_FILE).read_text()))
     refs = cfg.refs()
-    options = LoadOptions(cfg.dtype, cfg.device, cfg.device_map, cfg.trust_remote_code)
+    options = cfg.load_options()
     models = [load_model(r, options, c) for r, c in zip(refs, check_pair(refs, cfg.trust_remote_code))]
     run.write_environment(cfg.seed, [m.record for m in models])
     base, variant = models[0], (models[1] if len(models) > 1 else None)
