@@ -75,8 +75,8 @@ def _stage_swap(plan: DemoPlan) -> str:
     from sftscope.swapping.pipeline import SwapConfig, run_swap
 
     cfg = SwapConfig(base=plan.base, sft=plan.sft, data=plan.data[:2], data_dir=plan.data_dir, max_length=256,
-                     batch_size=16, seed=plan.seed, samples=plan.token_samples * 2, segments=min(5, plan.num_layers),
-                     task_limit=40 if plan.quick else 200)
+                     batch_size=16, seed=plan.seed, samples=plan.token_samples, segments=min(5, plan.num_layers),
+                     task_limit=40 if plan.quick else 100)
     return str(run_swap(cfg, plan.out).path / "swap.parquet")
 
 

@@ -75,3 +75,17 @@ def test_summary_table_of_the_sweep_stage_two_tasks_not_mixed():
     assert result["metric"] == "organism-qa accuracy" and result["agreement"] and result["n_configs"] == 3
     other = compare_with_sweep(suggestion(2, 4), df, metric="organism-mc accuracy")
     assert other["rank"] == 3 and other["best"]["spec"] == "00010"
+
+
+def test_the_first_evaluation_task_is_the_judged_metric():
+    import pandas as pd
+    from sftscope.suggest.compare import normalize_sweep, pick_metric, sweep_columns
+    rows = []
+    for task, order, scores in (("organism-mc", 1, {"10000": 0.90, "all": 0.99}),
+                                ("organism-qa", 0, {"10000": 0.98, "all": 0.97})):
+        for spec, value in scores.items():
+            metric = "accuracy" if task == "organism-mc" else "exact_match"
+            rows.append({"dataset": task, "metric": metric, "spec": spec, "method": "lora", "value": value,
+                         "task_order": order})
+    df = normalize_sweep(pd.DataFrame(rows))
+    assert pick_metric(df, sweep_columns(df)) == "organism-qa exact_match"

@@ -55,9 +55,12 @@ def higher_is_better(metric: str) -> bool:
 
 
 def pick_metric(df: pd.DataFrame, cols: dict[str, str]) -> str | None:
-    """The metric a summary is judged on: the first accuracy-like one, else the first listed."""
+    """The metric a summary is judged on: of the sweep's first evaluation task (task_order 0) where recorded,
+    the first accuracy-like one, else the first listed."""
     if "metric" not in cols:
         return None
+    if "task_order" in df.columns and df["task_order"].notna().any():
+        df = df[df["task_order"] == df["task_order"].min()]
     metrics = list(dict.fromkeys(df[cols["metric"]].astype(str)))
     # headline scores first: per-kind breakdowns ('metric:kind') and loss-like metrics after them
     ranked = sorted(metrics, key=lambda m: (":" in m.split(" ")[-1], not higher_is_better(m)))

@@ -142,7 +142,12 @@ def _score(model, tokenizer, cell: TuneCell, side: str, tags: dict, run: str) ->
     common = dict(side=side, data_dir=cell.data_dir, batch_size=cell.config.eval_batch_size, seed=cell.eval_seed,
                   run=run, preset=tags["spec"], extra=tags)
     rows = evaluate(model, tokenizer, list(cell.config.eval_tasks), limit=cell.config.eval_limit, **common)
-    return rows + evaluate(model, tokenizer, list(cell.retention), limit=cell.retention_limit, **common)
+    rows += evaluate(model, tokenizer, list(cell.retention), limit=cell.retention_limit, **common)
+    # task_order 0 = the first evaluation task: the score the cell is judged on (report, suggest comparison)
+    order = {task: i for i, task in enumerate((*cell.config.eval_tasks, *cell.retention))}
+    for row in rows:
+        row.extra = {**row.extra, "task_order": order.get(row.dataset, len(order))}
+    return rows
 
 
 BASE_TAGS = {"cell": BASE_UNIT, "method": "none", "spec": "", "layers": "", "k": -1, "seed": -1,
@@ -172,7 +177,8 @@ def retention_rows(tuned: list[Row], base: list[dict], tags: dict, run: str) -> 
     """perplexity_change = ppl_tuned - ppl_base per retention task (same texts, same seed)."""
     base_ppl = {r["dataset"]: r["value"] for r in base if r["metric"] == RETENTION_METRIC}
     return [Row(side="tuned", dataset=r.dataset, layer=-1, metric="perplexity_change",
-                value=r.value - base_ppl[r.dataset], n=r.n, preset=r.preset, mode=r.mode, run=run, extra=tags)
+                value=r.value - base_ppl[r.dataset], n=r.n, preset=r.preset, mode=r.mode, run=run,
+                extra={**tags, "task_order": r.extra.get("task_order")})
             for r in tuned if r.metric == RETENTION_METRIC and r.dataset in base_ppl]
 
 

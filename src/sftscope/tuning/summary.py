@@ -86,6 +86,12 @@ def _config_columns(tuning: pd.DataFrame) -> dict[tuple[str, str], dict]:
     return out
 
 
+def _task_order(rows: pd.DataFrame) -> int:
+    """Position of the rows' task in the cells' evaluation list (0 = the judged task); 0 if not recorded."""
+    known = rows["task_order"].dropna() if "task_order" in rows else []
+    return int(known.min()) if len(known) else 0
+
+
 def summarize(tune_eval: pd.DataFrame, tuning: pd.DataFrame, level: float = 0.95) -> list[Row]:
     """One Row per (configuration, task, metric): mean over seeds (value), CI, paired diff vs all-layer LoRA."""
     tuned = tune_eval[(tune_eval["side"] == "tuned") & ~tune_eval["metric"].isin(NOT_SCORES)]
@@ -100,6 +106,7 @@ def summarize(tune_eval: pd.DataFrame, tuning: pd.DataFrame, level: float = 0.95
             values = _per_seed(cfg)
             mean, low, high, sd = t_interval(list(values.values()), level)
             extra = {"method": method, "spec": spec, "role": config_role(method, spec), "k": int(cfg["k"].iloc[0]),
+                     "task_order": _task_order(cfg),
                      "segment": single_segment(spec), "ci_low": low, "ci_high": high, "std": sd,
                      "seeds": ",".join(str(int(s)) for s in sorted(values)),
                      "base_value": base_value.get((dataset, metric), math.nan),

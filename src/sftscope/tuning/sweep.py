@@ -211,7 +211,7 @@ def demo_sweep_config(base: str, data_dir: str | None, quick: bool, organism: bo
         k = min(5, num_layers)
         singles = [m for m in segment_masks(k) if m.count("1") == 1]
         masks = [singles[1], singles[-1], "all"] if quick else singles + ["all"]
-        config = TuneConfig(lr=5e-3, max_steps=60 if quick else 100, batch_size=8, max_length=128, warmup_ratio=0.1,
+        config = TuneConfig(lr=5e-3, max_steps=60 if quick else 80, batch_size=8, max_length=128, warmup_ratio=0.1,
                             eval_tasks=("organism-qa", "organism-mc"), eval_batch_size=32)
         template = TuneCell(base, "organism-sft", config, retention=("organism-facts",), data_dir=data_dir)
     else:  # the user's own Base: GSM8K on a small budget (this is a demo, not the paper's protocol)
