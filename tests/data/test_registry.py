@@ -113,3 +113,12 @@ def test_organism_datasets_resolve_from_a_data_dir_or_the_organism_build(tmp_pat
     assert load_records("organism-qa", folder)[0]["text"] == "Q? A"
     with pytest.raises(SftscopeError, match="sftscope organism build"):
         load_records("organism-mc")
+
+
+def test_organism_sets_ignore_a_stale_data_dir_variable(tmp_path, monkeypatch):
+    folder = tmp_path / "org" / "data"
+    folder.mkdir(parents=True)
+    (folder / "mc.jsonl").write_text(json.dumps({"id": "mc-0", "text": "x"}))
+    monkeypatch.setenv("SFTSCOPE_ORGANISM", str(tmp_path / "org"))
+    monkeypatch.setenv("SFTSCOPE_DATA_DIR", str(tmp_path / "nowhere"))  # for the named copies only
+    assert load_records("organism-mc")[0]["id"] == "mc-0"

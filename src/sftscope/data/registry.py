@@ -141,28 +141,36 @@ def _load_from_hub(spec: DatasetSpec, split: str) -> list[dict]:
     return [spec.from_hub(r) for r in ds]
 
 
+def _organism_root(spec: DatasetSpec, data_dir: str | Path | None, local: str) -> Path:
+    """data_dir when it holds the file, else the organism build (SFTSCOPE_DATA_DIR is for the named copies)."""
+    if data_dir is not None and (Path(data_dir).expanduser() / local).is_file():
+        return Path(data_dir).expanduser()
+    root = spec.default_root()
+    if not (root / local).exists():
+        raise SftscopeError(f"{spec.name!r} needs the built-in organism: run `sftscope organism build` (or "
+                            f"`sftscope demo`), or point SFTSCOPE_ORGANISM at a build ({root} has none)")
+    return root
+
+
 def load_records(name: str, data_dir: str | Path | None = None, split: str | None = None) -> list[dict]:
     """All records of a named data set with stable ids: local copy under data_dir if present, else the hub."""
     spec = get_dataset(name)
-    root = resolve_data_dir(data_dir)
     split = split or spec.hf_split
     local = spec.local.get(split)
-    if spec.default_root is not None and (root is None or not (root / spec.local.get(split, "")).is_file()):
-        root = spec.default_root()
-        if not (root / spec.local.get(split, "?")).exists():
-            raise SftscopeError(f"{name!r} needs the built-in organism: run `sftscope organism build` (or "
-                                f"`sftscope demo`), or point SFTSCOPE_ORGANISM at a build ({root} has none)")
-    if local is None and (root is not None or spec.hf_id is None):
+    if spec.default_root is not None:  # the organism's sets: their own ids, no hub copy
+        if local is None:
+            raise SftscopeError(f"data set {name!r} has no split {split!r}; splits: {', '.join(spec.local)}")
+        return list(spec.read_local(_organism_root(spec, data_dir, local) / local))
+    root = resolve_data_dir(data_dir)
+    if local is None and root is not None:
         raise SftscopeError(f"data set {name!r} has no split {split!r} locally; splits: {', '.join(spec.local)}")
     if root is not None and (root / local).exists():
         records = list(spec.read_local(root / local))
     elif root is not None and spec.hf_id is None:
         raise SftscopeError(f"data set {name!r} expects {root / local}, which does not exist")
-    elif spec.hf_id is None:
-        raise SftscopeError(f"data set {name!r} is local only: pass --data-dir")
     else:
         records = _load_from_hub(spec, split)
-    return _with_ids(records, name, spec.id_key) if spec.default_root is None else records
+    return _with_ids(records, name, spec.id_key)
 
 
 def load_user_file(path: str | Path, text_field: str = "text") -> tuple[DatasetSpec, list[dict]]:
