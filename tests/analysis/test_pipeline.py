@@ -53,6 +53,7 @@ def test_resume_skips_finished_datasets(tiny_pair_dir, tmp_path, monkeypatch):
     run_analyze(_cfg(base, sft), tmp_path / "r", plots=False)
     import sftscope.analysis.pipeline as pipeline
     monkeypatch.setattr(pipeline, "capture", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-ran")))
+    monkeypatch.setattr(pipeline, "load_pair", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     run = run_analyze(_cfg(base, sft, data=["gsm8k"]), tmp_path / "r", plots=False)
     assert len(pd.read_parquet(run.path / "metrics.parquet")) > 0
 

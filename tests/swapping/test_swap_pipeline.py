@@ -31,3 +31,13 @@ def test_swap_runs_end_to_end_and_resumes(tiny_pair_dir, tmp_path):
     pd.testing.assert_frame_equal(df.sort_values(key).reset_index(drop=True),
                                   pd.read_parquet(again.path / "swap.parquet").sort_values(key).reset_index(drop=True))
     assert list((run.path / "figures").glob("swap_wikitext_*.png"))
+
+
+def test_finished_swap_run_resumes_without_loading_models(tiny_pair_dir, tmp_path, monkeypatch):
+    import sftscope.swapping.pipeline as pipeline
+    base, sft = tiny_pair_dir("llama")
+    cfg = SwapConfig(base=str(base), sft=str(sft), data=["wikitext"], data_dir=str(SHARED_DATA), samples=4,
+                     max_length=16, segments=2, tasks=False, directions=["base<-sft"], heads=["original"])
+    run_swap(cfg, tmp_path / "run", plots=False)
+    monkeypatch.setattr(pipeline, "load_pair", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    assert not run_swap(cfg, tmp_path / "run", plots=False).read_table("swap").empty

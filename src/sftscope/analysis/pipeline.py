@@ -22,7 +22,7 @@ from sftscope.capture.hooks import capture
 from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
 from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
-from sftscope.models.loading import LoadedModel, check_pair, load_model
+from sftscope.models.loading import LoadedModel, check_pair, load_model, load_pair
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row
 
@@ -82,12 +82,12 @@ def _finish_dataset(run: RunDir, prepared: PreparedData, accs: dict[str, SideAcc
 
 def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData]) -> None:
     """All models loaded; each batch of samples goes through the Base, then each variant."""
-    models = [load_model(r, cfg.load_options(), c) for r, c in zip(cfg.refs(), check_pair(cfg.refs(),
-                                                                                          cfg.trust_remote_code))]
+    pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
+    if not pending:  # resume with everything finished: no model needs loading
+        return
+    models = load_pair(cfg.refs(), cfg.load_options())
     run.write_environment(cfg.seed, [m.record for m in models])
-    for prepared in datasets:
-        if run.is_done(TABLE, prepared.name):
-            continue
+    for prepared in pending:
         encoded = {m.name: _encode_side(prepared, m, cfg) for m in models}
         diagnostics = [r for m in models for r in _data_rows(prepared, m.name, encoded[m.name])]
         usable_ids = {e.id for e in _usable(prepared, encoded["base"])}

@@ -62,11 +62,6 @@ def is_complete(root: Path) -> bool:
         return False
 
 
-def build_threads() -> int:
-    """CPU threads for the build (sftscope.runtime.cpu_threads: the weights do not depend on it)."""
-    return cpu_threads()
-
-
 @contextmanager
 def build_runtime(threads: int):
     """Deterministic kernels and a fixed thread count for the build; the caller's settings come back after."""
@@ -94,7 +89,7 @@ def build_organism(out_dir: Path | None = None, seed: int = 0, size: str = "defa
     try:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
-        with build_runtime(build_threads()):
+        with build_runtime(cpu_threads()):
             _build_into(staging, recipe, seed, size, progress)
         if final.exists():
             shutil.rmtree(final)

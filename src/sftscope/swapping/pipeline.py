@@ -19,7 +19,7 @@ from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.config import PairRunConfig
 from sftscope.data.prepare import prepare_dataset
 from sftscope.errors import SftscopeError
-from sftscope.models.loading import LoadedModel, load_pair
+from sftscope.models.loading import LoadedModel, load_config, load_pair
 from sftscope.probing.logit_lens import next_token_stats
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Row
@@ -91,13 +91,17 @@ def run_swap(cfg: SwapConfig, out: str | Path, plots: bool = True) -> RunDir:
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
     run.bind_config("swap", cfg.as_dict())
+    num_layers = load_config(cfg.refs()[0], cfg.trust_remote_code).num_hidden_layers
+    plans = hybrids(num_layers, cfg)
+    if all(run.is_done(TABLE, f"{p.name}--{h['hybrid']}") for p in datasets for h in plans):
+        return _plot(run, plots)  # resume with everything finished: no model needs loading
     models = {m.name: m for m in load_pair(cfg.refs(), cfg.load_options())}
     run.write_environment(cfg.seed, [m.record for m in models.values()])
     tok = models["base"].tokenizer
     for prepared in datasets:
         enc = encode_texts(prepared.ids, [prepared.spec.render(r) for r in prepared.records], tok, cfg.max_length)
         batches = list(make_batches(enc, cfg.batch_size, tok.pad_token_id))
-        for plan in tqdm(hybrids(models["base"].parts.num_layers, cfg), desc=f"swap x {prepared.name}", unit="hybrid"):
+        for plan in tqdm(plans, desc=f"swap x {prepared.name}", unit="hybrid"):
             unit = f"{prepared.name}--{plan['hybrid']}"
             if run.is_done(TABLE, unit):
                 continue
@@ -111,6 +115,10 @@ def run_swap(cfg: SwapConfig, out: str | Path, plots: bool = True) -> RunDir:
             extra.update(donor=plan["donor"] or "", blocks=",".join(map(str, plan["layers"])))
             run.write_unit(TABLE, unit, [Row(side=plan["receiver"], dataset=prepared.name, layer=-1, metric=k,
                                              value=v, n=n, mode="swap", extra=extra) for k, v in scores.items()])
+    return _plot(run, plots)
+
+
+def _plot(run: RunDir, plots: bool) -> RunDir:
     if plots:
         from sftscope.results.stage_plots import plot_swap
         plot_swap(run.read_table(TABLE), run.figures)

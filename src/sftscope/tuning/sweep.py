@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -226,22 +225,6 @@ def run_demo_sweep(base: str, data_dir: str | None, out: str | Path, quick: bool
     """Run and summarise the demo's sweep into out; returns the sweep_summary table path."""
     from sftscope.tuning.summary import SUMMARY
     cfg = demo_sweep_config(base, data_dir, quick, organism)
-    with _cpu_threads(organism):
-        _, cells = run_sweep(cfg, out, progress=False)
-        run = summarize_sweep(out, cells)
+    _, cells = run_sweep(cfg, out, progress=False)  # CPU threads: sftscope.runtime, set by the CLI
+    run = summarize_sweep(out, cells)
     return run.path / f"{SUMMARY}.parquet"
-
-
-@contextmanager
-def _cpu_threads(tiny: bool):
-    """Tiny models on a shared CPU: one torch thread was measured ~15x faster than two under load (as the
-    organism build does); real models keep torch's default."""
-    import torch
-    from sftscope.organism.build import build_threads
-    before = torch.get_num_threads()
-    if tiny:
-        torch.set_num_threads(build_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
