@@ -139,11 +139,13 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path, plots: bool = True) -> RunD
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.token_samples, cfg.pooled_samples, cfg.text_field)
                 for d in cfg.data]
     run.bind_config("analyze", cfg.as_dict())
+    pending = [p.name for p in datasets if not run.is_done(TABLE, p.name)]
     if cfg.mode == "resident":
         _analyze_resident(cfg, run, datasets)
     else:
         _analyze_sequential(cfg, run, datasets)
-    if plots:
+    # figures are drawn from the table: redraw only when it changed (or they are missing)
+    if plots and (pending or not any(run.figures.glob("alignment__*.png"))):
         from sftscope.results.plots import plot_analysis
         plot_analysis(run.read_table(TABLE), run.figures)
     return run
