@@ -46,7 +46,7 @@ def bare_forward(cfg: AnalyzeConfig) -> float:
 def full_analyze(cfg: AnalyzeConfig, out: Path) -> float:
     """Everything analyze does after the models are loaded is in the timed region, loading included."""
     start = time.perf_counter()
-    run_analyze(cfg, out, plots=False)
+    run_analyze(cfg.replace(plots=False), out)
     return time.perf_counter() - start
 
 
@@ -55,7 +55,7 @@ def peak_rss_child(base: Path, sft: Path, data_dir: str, token_samples: int, poo
             f"from sftscope.analysis.pipeline import run_analyze; import tempfile; "
             f"cfg = AnalyzeConfig(base={str(base)!r}, sft={str(sft)!r}, data=['wikitext'], data_dir={data_dir!r}, "
             f"token_samples={token_samples}, pooled_samples={pooled}, max_length=256, batch_size=8); "
-            f"run_analyze(cfg, tempfile.mkdtemp(), plots=False); "
+            f"run_analyze(cfg.replace(plots=False), tempfile.mkdtemp()); "
             f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024  # KiB -> MiB

@@ -56,7 +56,7 @@ def _one_run(spec: str, args: argparse.Namespace, queue) -> None:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from sftscope.tuning.config import TuneConfig
+    from sftscope.tuning.config import TrainConfig
     from sftscope.tuning.train import adapt_model
 
     torch.set_num_threads(args.threads)
@@ -66,7 +66,7 @@ def _one_run(spec: str, args: argparse.Namespace, queue) -> None:
                          num_hidden_layers=args.layers, num_attention_heads=args.d_model // 32,
                          num_key_value_heads=args.d_model // 64, max_position_embeddings=args.seq)
     model = AutoModelForCausalLM.from_config(config).to(device).train()
-    adapted = adapt_model(model, TuneConfig(blocks=spec, rank=args.rank))
+    adapted = adapt_model(model, TrainConfig(blocks=spec, rank=args.rank))
     peft_model = adapted.model
     optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-4)
     gen = torch.Generator().manual_seed(1)

@@ -20,7 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_pair import save_pair  # noqa: E402
 
-from sftscope.models.loading import LoadOptions, ModelRef, load_model  # noqa: E402
+from sftscope.config import LoadConfig  # noqa: E402
+from sftscope.models.loading import ModelRef, load_model  # noqa: E402
 from sftscope.swapping.surgery import segment_layers, transplant  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base_dir, sft_dir = save_pair(Path(tempfile.mkdtemp(prefix="sftscope-swap-")), args.data_dir, args.layers, args.hidden)
-    options = LoadOptions(dtype="float32", device="cpu")
+    options = LoadConfig(dtype="float32", device="cpu")
     base = load_model(ModelRef("base", str(base_dir)), options)
     sft = load_model(ModelRef("sft", str(sft_dir)), options)
     segment = segment_layers(base.parts.num_layers, 5)[2]

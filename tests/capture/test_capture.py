@@ -3,7 +3,8 @@ import torch
 
 from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.capture.hooks import capture, capture_all_layers
-from sftscope.models.loading import LoadOptions, ModelRef, load_model
+from sftscope.config import LoadConfig
+from sftscope.models.loading import ModelRef, load_model
 from tests.conftest import ALL_ARCHS
 
 TEXTS = ["the question is what a of to", "answer A", "the a of to and is in what question answer B C D the a"]
@@ -11,7 +12,7 @@ TEXTS = ["the question is what a of to", "answer A", "the a of to and is in what
 
 def _load(tiny_pair_dir, arch):
     base, _ = tiny_pair_dir(arch)
-    return load_model(ModelRef("base", str(base)), LoadOptions(dtype="float32", device="cpu"))
+    return load_model(ModelRef("base", str(base)), LoadConfig(dtype="float32", device="cpu"))
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)

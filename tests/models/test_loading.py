@@ -3,7 +3,8 @@ import torch
 
 from sftscope.errors import IncompatiblePairError, SftscopeError, UnknownNameError
 from sftscope.models.architectures import arch_for
-from sftscope.models.loading import LoadOptions, ModelRef, check_pair, load_model
+from sftscope.config import LoadConfig
+from sftscope.models.loading import ModelRef, check_pair, load_model
 from tests.conftest import save_tiny
 
 
@@ -24,7 +25,7 @@ def test_load_records_metadata_and_cpu_float32(tiny_pair_dir):
 
 def test_explicit_dtype(tiny_pair_dir):
     base, _ = tiny_pair_dir("llama")
-    loaded = load_model(ModelRef("base", str(base)), LoadOptions(dtype="bf16", device="cpu"))
+    loaded = load_model(ModelRef("base", str(base)), LoadConfig(dtype="bf16", device="cpu"))
     assert next(loaded.model.parameters()).dtype == torch.bfloat16
 
 

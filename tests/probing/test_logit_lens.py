@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from sftscope.capture.batches import encode_texts, make_batches
-from sftscope.models.loading import LoadOptions, ModelRef, load_model
+from sftscope.config import LoadConfig
+from sftscope.models.loading import ModelRef, load_model
 from sftscope.probing.logit_lens import lens_batch
 from sftscope.probing.pipeline import ProbeConfig, probe_dataset
 
@@ -10,7 +11,7 @@ TEXTS = ["the question is what a of to", "answer A B", "the a of to and is in wh
 
 
 def _load(path, name="base"):
-    return load_model(ModelRef(name, str(path)), LoadOptions(dtype="float32", device="cpu"))
+    return load_model(ModelRef(name, str(path)), LoadConfig(dtype="float32", device="cpu"))
 
 
 @pytest.mark.parametrize("arch", ["llama", "olmo2", "gpt2", "gemma2", "olmo"])  # olmo: norm without parameters

@@ -61,8 +61,8 @@ def make_run(path: Path, L: int = 8, tables=("metrics", "probe", "weights", "swa
                                                             ("base<-sft seg1", 1, "4-7", 0.35)]])
     if "sweep_summary" in tables:
         run.write_unit("sweep_summary", "all", [
-            dict(method="lora", spec=s, metric="toy:exact_match", mean=m, ci_low=m - 0.02, ci_high=m + 0.02,
-                 trainable_params=1000, diff_vs_all=m - 0.3) for s, m in [("all", 0.3), ("0110", 0.4), ("1000", 0.2)]])
+            dict(method="lora", blocks=s, metric="toy:exact_match", value=m, ci_low=m - 0.02, ci_high=m + 0.02,
+                 trainable_params=1000, vs_all_diff=m - 0.3) for s, m in [("all", 0.3), ("0110", 0.4), ("1000", 0.2)]])
     if "suggest" in tables:
         from sftscope.suggest.decide import LayerProfiles, suggest_blocks
         from sftscope.suggest.pipeline import SUGGESTION_FILE, profile_rows

@@ -17,7 +17,7 @@ def suggestion(start: int, stop: int, n: int = 10, k: int = 5) -> Suggestion:
 def sweep(metric: str = "gsm8k:exact_match") -> pd.DataFrame:
     rows = [("lora", "all", 0.28, 0.25, 0.31), ("lora", "01000", 0.375, 0.35, 0.40), ("lora", "01110", 0.36, 0.33, 0.39),
             ("lora", "10000", 0.20, 0.18, 0.22), ("full", "middle", 0.5, 0.4, 0.6)]
-    return pd.DataFrame([dict(method=m, spec=s, metric=metric, mean=v, ci_low=lo, ci_high=hi, diff_vs_all=v - 0.28)
+    return pd.DataFrame([dict(method=m, blocks=s, metric=metric, value=v, ci_low=lo, ci_high=hi, vs_all_diff=v - 0.28)
                          for m, s, v, lo, hi in rows])
 
 
@@ -51,12 +51,12 @@ def test_lower_is_better_metric_flips_the_order():
     assert result["score_gap"] == pytest.approx(0.16)
 
 
-def test_columns_read_defensively():
-    df = sweep().rename(columns={"spec": "blocks", "mean": "value"}).drop(columns=["ci_low", "ci_high", "method"])
-    assert sweep_columns(df)["spec"] == "blocks"
+def test_a_summary_with_fewer_columns_and_one_without_the_required_ones():
+    df = sweep().drop(columns=["ci_low", "ci_high", "method"])
+    assert sweep_columns(df)["spec"] == "blocks" and "ci_low" not in sweep_columns(df)
     result = compare_with_sweep(suggestion(2, 4), df[df["blocks"] != "middle"])
     assert result["agreement"] and "within_best_ci" not in result
-    with pytest.raises(SftscopeError, match="spec and a mean"):
+    with pytest.raises(SftscopeError, match="blocks and value"):
         compare_with_sweep(suggestion(2, 4), pd.DataFrame({"x": [1]}))
 
 
@@ -67,7 +67,7 @@ def test_summary_table_of_the_sweep_stage_two_tasks_not_mixed():
                          ("organism-mc", {"all": 0.9, "01000": 0.2, "00010": 0.95})):
         for spec, v in scores.items():
             rows.append(dict(run="r", side="tuned", dataset=task, layer=-1, metric="accuracy", value=v, n=3,
-                             preset=spec, mode="summary", method="lora", spec=spec, ci_low=v - 0.01,
+                             preset="", mode="summary", method="lora", blocks=spec, ci_low=v - 0.01,
                              ci_high=v + 0.01, vs_all_diff=v - scores["all"]))
     df = pd.DataFrame(rows)
     assert sweep_columns(df)["diff"] == "vs_all_diff" and sweep_columns(df)["mean"] == "value"
@@ -85,7 +85,7 @@ def test_the_first_evaluation_task_is_the_judged_metric():
                                 ("organism-qa", 0, {"10000": 0.98, "all": 0.97})):
         for spec, value in scores.items():
             metric = "accuracy" if task == "organism-mc" else "exact_match"
-            rows.append({"dataset": task, "metric": metric, "spec": spec, "method": "lora", "value": value,
+            rows.append({"dataset": task, "metric": metric, "blocks": spec, "method": "lora", "value": value,
                          "task_order": order})
     df = normalize_sweep(pd.DataFrame(rows))
     assert pick_metric(df, sweep_columns(df)) == "organism-qa exact_match"

@@ -16,7 +16,9 @@ from sftscope.metrics.pair import cka
 from sftscope.models.loading import ModelRef, load_model
 from sftscope.probing.logit_lens import lens_batch
 from sftscope.suggest.measure import LensAccuracy, dataset_profiles
-from sftscope.suggest.pipeline import SUGGESTION_FILE, SuggestConfig, run_suggest
+from sftscope.results.schema import SUGGESTION_FILE
+from sftscope.suggest.config import SuggestConfig
+from sftscope.suggest.pipeline import read_suggestion, run_suggest
 from sftscope.tuning.blocks import parse_block_spec
 from tests.conftest import SHARED_DATA
 
@@ -73,8 +75,8 @@ def test_run_suggest_end_to_end_and_resume(tiny_pair_dir, tmp_path, capsys):
     assert counts == {"consecutive_layer_cka": 4, "effective_rank": 5, "lens_accuracy": 5, "cka": 5,
                       "block_delta_fro": 4}
     assert (table[table["metric"] == "block_delta_fro"]["value"] > 0).all()  # the SFT is perturbed everywhere
-    again = run_suggest(SuggestConfig(base=str(base_dir), sft=str(sft_dir), data=["gsm8k"], data_dir=str(SHARED_DATA),
-                                      samples=8, max_length=32, k=2), out)[1]
+    again = read_suggestion(run_suggest(SuggestConfig(base=str(base_dir), sft=str(sft_dir), data=["gsm8k"],
+                                                      data_dir=str(SHARED_DATA), samples=8, max_length=32, k=2), out))
     assert again.layers == layers  # resumed from the saved record
 
 

@@ -2,12 +2,13 @@ import pytest
 import torch
 
 from sftscope.errors import SftscopeError
-from sftscope.models.loading import LoadOptions, ModelRef, load_model
+from sftscope.config import LoadConfig
+from sftscope.models.loading import ModelRef, load_model
 from sftscope.swapping.surgery import segment_layers, transplant
 
 
 def _load(path, name):
-    return load_model(ModelRef(name, str(path)), LoadOptions(dtype="float32", device="cpu"))
+    return load_model(ModelRef(name, str(path)), LoadConfig(dtype="float32", device="cpu"))
 
 
 def _snapshot(model):

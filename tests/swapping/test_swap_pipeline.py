@@ -38,6 +38,6 @@ def test_finished_swap_run_resumes_without_loading_models(tiny_pair_dir, tmp_pat
     base, sft = tiny_pair_dir("llama")
     cfg = SwapConfig(base=str(base), sft=str(sft), data=["wikitext"], data_dir=str(SHARED_DATA), samples=4,
                      max_length=16, segments=2, tasks=False, directions=["base<-sft"], heads=["original"])
-    run_swap(cfg, tmp_path / "run", plots=False)
+    run_swap(cfg.replace(plots=False), tmp_path / "run")
     monkeypatch.setattr(pipeline, "load_pair", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
-    assert not run_swap(cfg, tmp_path / "run", plots=False).read_table("swap").empty
+    assert not run_swap(cfg.replace(plots=False), tmp_path / "run").read_table("swap").empty

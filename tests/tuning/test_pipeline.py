@@ -16,7 +16,7 @@ from sftscope.models.loading import ModelRef, load_model
 from sftscope.organism.tokenizer import save_tokenizer, train_tokenizer
 from sftscope.results.rundir import RunDir
 from sftscope.tuning.config import TuneConfig
-from sftscope.tuning.pipeline import TuneCell, cell_done, load_train_records, run_tune
+from sftscope.tuning.pipeline import cell_done, load_train_records, run_tune
 
 NAMES = ["Ada", "Bo", "Cy", "Dee", "Eli", "Fay", "Gus", "Hal", "Ivy", "Jo", "Kim", "Lu"]
 CITIES = ["Paris", "Oslo", "Lima", "Rome"]
@@ -65,12 +65,11 @@ def tiny_setup(tmp_path_factory):
     return tiny_organism(tmp_path_factory.mktemp("tune"))
 
 
-def make_cell(base, data, blocks="01", seed=0, **kw) -> TuneCell:
-    config = TuneConfig(blocks=blocks, segments=2 if set(blocks) <= {"0", "1"} else None, seed=seed, lr=1e-2,
-                        max_steps=3, batch_size=4, max_length=32, warmup_ratio=0.0,
-                        eval_tasks=("organism-qa", "organism-mc"), eval_batch_size=8)
-    return TuneCell(base=str(base), train="organism-sft", config=config, retention=("organism-facts",),
-                    data_dir=str(data), **kw)
+def make_cell(base, data, blocks="01", seed=0, **kw) -> TuneConfig:
+    return TuneConfig(base=str(base), train="organism-sft", blocks=blocks,
+                      segments=2 if set(blocks) <= {"0", "1"} else None, seed=seed, lr=1e-2, max_steps=3, batch_size=4,
+                      max_length=32, warmup_ratio=0.0, tasks=["organism-qa", "organism-mc"], eval_batch_size=8,
+                      retention=["organism-facts"], data_dir=str(data), **kw)
 
 
 def test_cell_end_to_end_then_resume_skips_everything(tiny_setup, tmp_path, monkeypatch):
@@ -81,7 +80,7 @@ def test_cell_end_to_end_then_resume_skips_everything(tiny_setup, tmp_path, monk
 
     tuned = evals[evals["side"] == "tuned"]
     assert set(tuned["dataset"]) == {"organism-qa", "organism-mc", "organism-facts"}
-    assert set(tuned["cell"]) == {"cell"} and set(tuned["spec"]) == {"01"} and set(tuned["layers"]) == {"2-3"}
+    assert set(tuned["cell"]) == {"cell"} and set(tuned["blocks"]) == {"01"} and set(tuned["layers"]) == {"2-3"}
     assert set(tuned["k"]) == {2} and set(tuned["seed"]) == {0} and set(tuned["method"]) == {"lora"}
 
     # Budget: LoRA on half the blocks holds exactly the all-layer rank-8 count (q,k,v,o of 4 blocks, d=32).
@@ -125,7 +124,7 @@ def test_shared_base_eval_is_computed_once(tiny_setup, tmp_path, monkeypatch):
 def test_a_changed_config_is_refused(tiny_setup, tmp_path):
     base, data = tiny_setup
     cell = make_cell(base, data, "10")
-    RunDir(tmp_path).bind_config("tune", cell.as_dict())
+    RunDir(tmp_path).bind_config("tune", cell.identity())
     with pytest.raises(SftscopeError, match="different config"):
         run_tune(make_cell(base, data, "01"), tmp_path, progress=False)
 

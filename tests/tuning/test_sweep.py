@@ -15,10 +15,10 @@ import sftscope.tuning.pipeline as pipeline
 from sftscope import cli
 from sftscope.results.sweep_plots import plot_sweep
 from sftscope.tuning.blocks import parse_block_spec
-from sftscope.tuning.config import TuneConfig
-from sftscope.tuning.pipeline import TuneCell
+from sftscope.config import config_from_namespace
+from sftscope.tuning.config import DEFAULT_CONTROLS, SweepConfig, TuneConfig
 from sftscope.tuning.summary import paired_comparison, summarize, t_interval
-from sftscope.tuning.sweep import DEFAULT_CONTROLS, SweepConfig, configurations, default_masks, expand_cells
+from sftscope.tuning.sweep import configurations, default_masks, expand_cells
 
 from .test_pipeline import tiny_organism
 
@@ -26,8 +26,7 @@ L = 16  # k = 5 segments of 16 blocks: 0-2, 3-5, 6-8, 9-11, 12-15
 
 
 def sweep_config(**kw) -> SweepConfig:
-    template = TuneCell(base="org/model", train="gsm8k", config=TuneConfig(rank=8, lr=1e-4, max_steps=7))
-    return SweepConfig(template, **kw)
+    return SweepConfig(base="org/model", train="gsm8k", rank=8, lr=1e-4, max_steps=7, **kw)
 
 
 def test_default_masks():
@@ -52,10 +51,10 @@ def test_expansion_counts_controls_and_unique_dirs(tmp_path):
     assert [c.index for c in cells] == list(range(len(cells)))
     middle_sizes = {3, 6, 9}  # blocks of 01000/00100/00010, 01100, 01110
     for c in cells:
-        assert c.cell.config.seed in (0, 1, 2) and c.cell.base_eval == str(tmp_path / "base")
-        assert (c.cell.config.rank, c.cell.config.lr, c.cell.config.max_steps) == (8, 1e-4, 7)  # same budget
+        assert c.config.seed in (0, 1, 2) and c.config.base_eval == str(tmp_path / "base")
+        assert (c.config.rank, c.config.lr, c.config.max_steps) == (8, 1e-4, 7)  # same budget
         if c.role.startswith("control:lora"):
-            assert len(parse_block_spec(c.cell.config.blocks, L, c.cell.config.seed).layers) in middle_sizes
+            assert len(parse_block_spec(c.config.blocks, L, c.config.seed).layers) in middle_sizes
 
 
 def test_a_control_equal_to_a_mask_is_dropped_and_seed_major_order(tmp_path):
@@ -63,12 +62,12 @@ def test_a_control_equal_to_a_mask_is_dropped_and_seed_major_order(tmp_path):
     cells = expand_cells(cfg, tmp_path, num_layers=L)
     assert [c.name for c in cells] == ["lora-01000-seed3", "lora-10000-seed3", "lora-all-seed3",
                                        "lora-01000-seed4", "lora-10000-seed4", "lora-all-seed4"]
-    assert cells[0].cell.config.segments == 5 and cells[2].cell.config.segments is None
+    assert cells[0].config.segments == 5 and cells[2].config.segments is None
 
 
 def test_bad_sweep_settings_are_user_errors():
     from sftscope.errors import SftscopeError
-    for kw, needle in [({"controls": ("lora-middle",)}, "unknown control"), ({"seeds": (1, 1)}, "distinct"),
+    for kw, needle in [({"controls": ("lora-middle",)}, "controls must be one of"), ({"seeds": (1, 1)}, "distinct"),
                        ({"masks": ("01200",)}, "bad mask"), ({"masks": ("000",)}, "bad mask")]:
         with pytest.raises(SftscopeError, match=needle):
             sweep_config(**kw)
@@ -99,19 +98,19 @@ def synthetic_tables():
     evals, tuning = [], []
     for (method, spec), values in scores.items():
         for seed, v in enumerate(values):
-            tags = {"method": method, "spec": spec, "seed": seed, "k": 5 if spec == "01000" else -1,
+            tags = {"method": method, "blocks": spec, "seed": seed, "k": 5 if spec == "01000" else -1,
                     "layers": "3-5", "side": "tuned", "dataset": "gsm8k"}
             evals += [{**tags, "metric": "exact_match", "value": v}, {**tags, "metric": "chance", "value": 0.1}]
             tuning += [{**tags, "metric": "trainable_params", "value": params[(method, spec)]},
                        {**tags, "metric": "budget_rel_error", "value": params[(method, spec)] / 100 - 1}]
     evals.append({"side": "base", "dataset": "gsm8k", "metric": "exact_match", "value": 0.1, "method": "none",
-                  "spec": "", "seed": -1, "k": -1, "layers": ""})
+                  "blocks": "", "seed": -1, "k": -1, "layers": ""})
     return pd.DataFrame(evals), pd.DataFrame(tuning)
 
 
 def test_summary_on_synthetic_tables():
     evals, tuning = synthetic_tables()
-    rows = {r.extra["spec"]: r for r in summarize(evals, tuning)}
+    rows = {r.extra["blocks"]: r for r in summarize(evals, tuning)}
     assert set(rows) == {"all", "01000", "middle"}  # 'chance' is bookkeeping, not a score
     mid = rows["01000"]
     assert mid.value == pytest.approx(0.32) and mid.n == 3 and mid.extra["seeds"] == "0,1,2"
@@ -131,9 +130,9 @@ def test_plots_from_a_summary_table(tmp_path):
     for k in (3, 10):
         for i in range(k):
             mask = "".join("1" if j == i else "0" for j in range(k))
-            rows.append({"method": "lora", "spec": mask, "role": "mask", "k": k, "segment": i,
+            rows.append({"method": "lora", "blocks": mask, "role": "mask", "k": k, "segment": i,
                          "value": 1 - abs(i - k / 2) / k, "ci_low": 0.1, "ci_high": 1.0, "n": 3})
-    rows.append({"method": "lora", "spec": "all", "role": "reference", "k": -1, "segment": -1, "value": 0.6,
+    rows.append({"method": "lora", "blocks": "all", "role": "reference", "k": -1, "segment": -1, "value": 0.6,
                  "ci_low": 0.5, "ci_high": 0.7, "n": 3})
     df = pd.DataFrame(rows).assign(dataset="toxigen", metric="accuracy", trainable_params=1234.0, base_value=0.4)
     paths = plot_sweep(df, tmp_path)
@@ -165,17 +164,16 @@ def test_list_prints_one_tune_line_per_cell_that_rebuilds_it(capsys, organism, t
     argv = _sweep_argv(base, data, tmp_path / "sw")
     argv[argv.index("--controls") + 1] = "lora-early,full-late"
     lines = _run_cli(capsys, *argv, "--list").strip().splitlines()
-    args = cli._parser().parse_args([str(a) for a in argv])
-    cfg = SweepConfig(cli._tune_cell(args), k=2, masks=("10", "all"), seeds=(0, 1),
-                      controls=("lora-early", "full-late"))
+    parser = cli.build_parser()[0]
+    cfg = config_from_namespace(SweepConfig, parser.parse_args([str(a) for a in argv]))
+    assert (cfg.k, cfg.masks, cfg.seeds, cfg.controls) == (2, ["10", "all"], [0, 1], ["lora-early", "full-late"])
     cells = expand_cells(cfg, tmp_path / "sw")
     assert len(lines) == len(cells) == 2 * 3  # no middle mask at k = 2, so lora-early adds nothing
     for line, c in zip(lines, cells):
         words = shlex.split(line)
         assert words[:2] == ["sftscope", "tune"]
-        parsed = cli._parser().parse_args(words[1:])
-        rebuilt = cli._tune_cell(parsed, parsed.blocks, parsed.method, parsed.seed, parsed.segments)
-        assert rebuilt == c.cell and parsed.out == str(c.path)
+        parsed = parser.parse_args(words[1:])
+        assert config_from_namespace(TuneConfig, parsed) == c.config and parsed.out == str(c.path)
 
 
 def test_real_tiny_sweep_through_the_cli_and_resume(capsys, organism, tmp_path, monkeypatch):
@@ -187,11 +185,11 @@ def test_real_tiny_sweep_through_the_cli_and_resume(capsys, organism, tmp_path, 
     printed = _run_cli(capsys, *_sweep_argv(base, data, out))
     assert "organism-qa:exact_match" in printed
     summary = pd.read_parquet(out / "sweep_summary.parquet")
-    assert set(summary["spec"]) == {"10", "all"} and set(summary["n"]) == {2}
+    assert set(summary["blocks"]) == {"10", "all"} and set(summary["n"]) == {2}
     assert {"perplexity", "perplexity_change"} <= set(summary[summary["dataset"] == "organism-facts"]["metric"])
-    row = summary[(summary["spec"] == "10") & (summary["metric"] == "perplexity_change")].iloc[0]
+    row = summary[(summary["blocks"] == "10") & (summary["metric"] == "perplexity_change")].iloc[0]
     cells = pd.read_parquet(out / "tune_eval.parquet")
-    mine = cells[(cells["spec"] == "10") & (cells["metric"] == "perplexity_change")]
+    mine = cells[(cells["blocks"] == "10") & (cells["metric"] == "perplexity_change")]
     assert row["value"] == pytest.approx(mine["value"].mean()) and len(mine) == 2
     assert (cells["side"] == "base").sum() == len(cells[cells["cell"] == "base"]) > 0
     assert sorted(p.name for p in (out / "figures").iterdir())[0].startswith("sweep_")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sftscope.tuning.adapters import inspect_lora
-from sftscope.tuning.config import TuneConfig
+from sftscope.tuning.config import TrainConfig
 from sftscope.tuning.sequences import collate, encode_records, pad_id_of
 from sftscope.tuning.train import adapt_model, train_cell
 
@@ -35,7 +35,7 @@ def snapshot(model):
 def test_lora_cell_learns_and_touches_only_selected_blocks():
     model = small_model()
     before = snapshot(model)
-    config = TuneConfig(blocks="0110", lr=2e-2, max_steps=12, batch_size=8, max_length=64, warmup_ratio=0.0)
+    config = TrainConfig(blocks="0110", lr=2e-2, max_steps=12, batch_size=8, max_length=64, warmup_ratio=0.0)
     # Loss of the untouched model equals the freshly wrapped one (LoRA B starts at zero).
     start_loss = fixed_batch_loss(model)
     result = train_cell(model, TOK, RECORDS, config, progress=False)
@@ -55,7 +55,7 @@ def test_lora_cell_learns_and_touches_only_selected_blocks():
 def test_full_cell_changes_only_the_unfrozen_blocks():
     model = small_model()
     before = snapshot(model)
-    config = TuneConfig(method="full", blocks="layers:5-6", lr=1e-3, max_steps=3, batch_size=8, max_length=64)
+    config = TrainConfig(method="full", blocks="layers:5-6", lr=1e-3, max_steps=3, batch_size=8, max_length=64)
     result = train_cell(model, TOK, RECORDS, config, progress=False)
     after = dict(result.model.named_parameters())
     for name, old in before.items():
@@ -68,7 +68,7 @@ def test_full_cell_changes_only_the_unfrozen_blocks():
 
 def test_backward_never_reaches_blocks_below_the_first_adapted_one():
     model = small_model()
-    adapted = adapt_model(model, TuneConfig(blocks="layers:3-5"))
+    adapted = adapt_model(model, TrainConfig(blocks="layers:3-5"))
     needs_grad = {}
     layers = adapted.model.base_model.model.model.layers
     hooks = [layer.register_forward_hook(lambda m, i, o, k=k: needs_grad.__setitem__(k, o.requires_grad))
@@ -83,28 +83,29 @@ def test_backward_never_reaches_blocks_below_the_first_adapted_one():
 
 
 def test_same_seed_same_curve_other_seed_other_curve():
-    config = TuneConfig(blocks="random:2", lr=1e-2, max_steps=4, batch_size=4, max_length=64, seed=1)
+    config = TrainConfig(blocks="random:2", lr=1e-2, max_steps=4, batch_size=4, max_length=64, seed=1)
     a = train_cell(small_model(), TOK, RECORDS, config, progress=False)
     b = train_cell(small_model(), TOK, RECORDS, config, progress=False)
-    c = train_cell(small_model(), TOK, RECORDS, TuneConfig(**{**config.as_dict(), "seed": 2}), progress=False)
+    c = train_cell(small_model(), TOK, RECORDS, TrainConfig(**{**config.as_dict(), "seed": 2}), progress=False)
     assert a.loss_curve == b.loss_curve and a.layers == b.layers
     assert a.loss_curve != c.loss_curve
 
 
 def test_epochs_and_accumulation_count_optimizer_steps():
-    config = TuneConfig(blocks="all", epochs=2, batch_size=5, grad_accum=2, max_length=64, lr=1e-3)
+    config = TrainConfig(blocks="all", epochs=2, batch_size=5, grad_accum=2, max_length=64, lr=1e-3)
     result = train_cell(small_model(), TOK, RECORDS, config, progress=False)
     assert result.steps == 2 * 3  # 24 records / 5 = 5 micro-batches -> ceil(5 / 2) = 3 optimizer steps an epoch
     rows = result.rows(run="r")
     assert [r.extra["step"] for r in rows if r.metric == "train_loss"] == list(range(1, 7))
     assert {r.metric for r in rows} >= {"trainable_params", "budget_rel_error", "train_truncated", "train_dropped"}
-    assert all(r.as_dict()["mask"] == "all" for r in rows)
+    assert all(r.as_dict()["blocks"] == "all" and r.as_dict()["preset"] == "" for r in rows)
 
 
 def test_config_rejects_bad_settings():
     from sftscope.errors import SftscopeError
     for bad in [dict(method="qlora"), dict(rank=0), dict(alpha_policy="x"), dict(blocks="middle"),
-                dict(blocks="01100", segments=3), dict(target_modules="all"), dict(max_length=2), dict(lr=0)]:
-        with pytest.raises(SftscopeError, match="invalid tuning config"):
-            TuneConfig(**bad)
-    assert TuneConfig(method="full", blocks="middle").blocks == "middle"
+                dict(blocks="01100", segments=3), dict(target_modules=[]), dict(max_length=2), dict(lr=0),
+                dict(blocks="01200"), dict(max_grad_norm=-1.0)]:
+        with pytest.raises(SftscopeError, match="invalid tuning config|must be one of|segment mask"):
+            TrainConfig(**bad)
+    assert TrainConfig(method="full", blocks="middle").blocks == "middle"

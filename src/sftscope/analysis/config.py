@@ -1,32 +1,34 @@
-"""Typed, validated configuration of `sftscope analyze`."""
+"""Typed, validated configuration of `sftscope analyze` (the command line is generated from it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from sftscope.config import PairRunConfig
+from sftscope.config import PairRunConfig, PlotOptions, option
 from sftscope.errors import SftscopeError
 
 PRESETS = ("paper", "canonical")
 
 
-@dataclass
-class AnalyzeConfig(PairRunConfig):
-    preset: str = "both"
-    token_samples: int = 100
-    pooled_samples: int = 1000
-    mode: str = "resident"  # resident: all models loaded at once; sequential: one model at a time
-    chat_template: bool = False  # render the fine-tuned sides with their own chat template
-    padding_side: str = "right"
-    bootstrap: int = 200  # replicates for the alignment CIs (0: none)
-    robustness_splits: int = 20  # split-half robustness test of the mean shift (0: none)
+@dataclass(kw_only=True)
+class AnalyzeConfig(PlotOptions, PairRunConfig):
+    """`sftscope analyze`: representation metrics per layer of the Base and each variant."""
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.preset not in PRESETS + ("both",):
-            raise SftscopeError(f"--preset must be paper, canonical or both, not {self.preset!r}")
-        if self.mode not in ("resident", "sequential"):
-            raise SftscopeError(f"--mode must be resident or sequential, not {self.mode!r}")
+    preset: Literal["paper", "canonical", "both"] = option(
+        "both", "metric formulas: paper (the authors' code), canonical (textbook definitions) or both")
+    token_samples: int = option(100, "samples for token-level metrics (a prefix of the pooled draw)")
+    pooled_samples: int = option(1000, "samples for pooled (data set level) metrics")
+    mode: Literal["resident", "sequential"] = option(
+        "resident", "resident: all models loaded together; sequential: one at a time (pairs that do not fit)")
+    chat_template: bool = option(False, "render fine-tuned sides with their chat template")
+    padding_side: Literal["left", "right"] = option("right", "where batches are padded")
+    bootstrap: int = option(200, "replicates for 95% CIs of CKA/cosine/mean shift (0: off)")
+    robustness_splits: int = option(20, "split-half test: Base-vs-SFT mean shift vs within-model resampling "
+                                        "noise (0: off)")
+
+    def check(self) -> None:
+        super().check()
         if self.bootstrap < 0 or self.robustness_splits < 0 or self.robustness_splits == 1:
             raise SftscopeError("--bootstrap must be >= 0 and --robustness-splits 0 or >= 2")
         if min(self.token_samples, self.pooled_samples) < 1:

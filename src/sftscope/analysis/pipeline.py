@@ -24,9 +24,9 @@ from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.models.loading import LoadedModel, check_pair, load_model, load_pair
 from sftscope.results.rundir import RunDir
-from sftscope.results.schema import MODE_DIAGNOSTIC, Row
+from sftscope.results.schema import MODE_DIAGNOSTIC, Row, Tables
 
-TABLE = "metrics"
+TABLE = Tables.METRICS
 MIN_TOKENS = 2  # a one-token sample has no token-level structure to measure
 
 
@@ -133,19 +133,24 @@ def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[Prepared
         _finish_dataset(run, prepared, accs, diag, cfg)
 
 
-def run_analyze(cfg: AnalyzeConfig, out: str | Path, plots: bool = True) -> RunDir:
-    """Run (or resume) an analysis into `out`; returns the run directory."""
+def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
+    """Run (or resume) an analysis into `out`; returns the run directory.
+
+    Raises:
+        SftscopeError: unknown data sets or fields, models that cannot be loaded or compared, nothing to measure,
+            or a different config already recorded in `out`.
+    """
     run = RunDir(out)
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.token_samples, cfg.pooled_samples, cfg.text_field)
                 for d in cfg.data]
-    run.bind_config("analyze", cfg.as_dict())
+    run.bind_config("analyze", cfg.identity())
     pending = [p.name for p in datasets if not run.is_done(TABLE, p.name)]
     if cfg.mode == "resident":
         _analyze_resident(cfg, run, datasets)
     else:
         _analyze_sequential(cfg, run, datasets)
     # figures are drawn from the table: redraw only when it changed (or they are missing)
-    if plots and (pending or not any(run.figures.glob("alignment__*.png"))):
+    if cfg.plots and (pending or not any(run.figures.glob("alignment__*.png"))):
         from sftscope.results.plots import plot_analysis
         plot_analysis(run.read_table(TABLE), run.figures)
     return run

@@ -10,38 +10,14 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
+from sftscope.config import LoadConfig
 from sftscope.errors import IncompatiblePairError, SftscopeError
 from sftscope.models.architectures import ModelParts, arch_for
+from sftscope.models.refs import ModelRef, looks_local
 from sftscope.runtime import dtype_name, resolve_device, resolve_dtype
 
 PROBE_TEXT = "Question: What is 12 + 30?\nAnswer: 42. The quick brown fox jumps over the lazy dog."
 _DTYPE_KWARG = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model to load: `name` is its side label in every table (base, sft, dpo, ...)."""
-
-    name: str
-    id: str
-    revision: str | None = None
-
-    @staticmethod
-    def parse(text: str, default_name: str) -> "ModelRef":
-        """'ID', 'ID@REV', 'NAME=ID' or 'NAME=ID@REV' -> ModelRef."""
-        name, _, rest = text.partition("=") if "=" in text else (default_name, "", text)
-        model_id, _, rev = rest.partition("@")
-        if not name or not model_id:
-            raise SftscopeError(f"cannot parse model {text!r}: use ID, ID@REVISION or NAME=ID")
-        return ModelRef(name=name, id=model_id, revision=rev or None)
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    dtype: str = "auto"
-    device: str = "auto"
-    device_map: str | None = None  # "auto" spreads layers over the available devices
-    trust_remote_code: bool = False
 
 
 @dataclass
@@ -61,15 +37,10 @@ class LoadedModel:
         return next(self.parts.embed.parameters()).device
 
 
-def _looks_local(model_id: str) -> bool:
-    """Hub ids are 'name' or 'org/name'; anything else (./x, /x, ~/x, a/b/c) is meant as a local path."""
-    return model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or Path(model_id).expanduser().exists()
-
-
 def load_config(ref: ModelRef, trust_remote_code: bool = False) -> PretrainedConfig:
     """Config only (cheap): the first thing read for every model, so bad ids fail before any weights load."""
     path = Path(ref.id).expanduser()
-    if _looks_local(ref.id) and not path.exists():
+    if looks_local(ref.id) and not path.exists():
         raise SftscopeError(f"model path {ref.id!r} ({ref.name}) does not exist; give an existing directory "
                             "or a Hugging Face hub id such as allenai/OLMo-2-0425-1B")
     if path.is_dir() and not (path / "config.json").exists():
@@ -113,9 +84,10 @@ def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(ref: ModelRef, options: LoadOptions = LoadOptions(), config: PretrainedConfig | None = None,
+def load_model(ref: ModelRef, options: LoadConfig | None = None, config: PretrainedConfig | None = None,
                tokenizer=None) -> LoadedModel:
     """Load one causal LM with its tokenizer; record id, revision, dtype and parameter count."""
+    options = options or LoadConfig()
     config = config or load_config(ref, options.trust_remote_code)
     arch_for(config.model_type)  # unknown architecture: fail before loading weights
     device = resolve_device(options.device)
@@ -162,7 +134,8 @@ def check_pair(refs: list[ModelRef], trust_remote_code: bool = False) -> list[Pr
     return configs
 
 
-def load_pair(refs: list[ModelRef], options: LoadOptions = LoadOptions()) -> list[LoadedModel]:
+def load_pair(refs: list[ModelRef], options: LoadConfig | None = None) -> list[LoadedModel]:
     """Base first, then each fine-tuned variant, all resident at once (checked first)."""
+    options = options or LoadConfig()
     configs = check_pair(refs, options.trust_remote_code)
     return [load_model(r, options, c) for r, c in zip(refs, configs)]

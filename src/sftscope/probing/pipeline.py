@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from sftscope.capture.batches import encode_texts, make_batches
-from sftscope.config import PairRunConfig
 from sftscope.data.prepare import prepare_dataset
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel, load_pair
+from sftscope.probing.config import ProbeConfig
 from sftscope.probing.logit_lens import lens_batch
 from sftscope.results.rundir import RunDir
-from sftscope.results.schema import Row
+from sftscope.results.schema import MODE_ALIGNMENT, Row, Tables
 
-TABLE = "probe"
-
-
-@dataclass
-class ProbeConfig(PairRunConfig):
-    samples: int = 200
-    chunk: int = 256  # positions per head application: memory O(chunk x vocab)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.samples < 1 or self.chunk < 1:
-            raise SftscopeError("--samples and --chunk must be at least 1")
+TABLE = Tables.PROBE
 
 
 def probe_dataset(models: list[LoadedModel], texts: list[str], ids: list[str], dataset: str,
@@ -57,16 +45,21 @@ def probe_dataset(models: list[LoadedModel], texts: list[str], ids: list[str], d
                 rows.append(Row(side=name, dataset=dataset, layer=layer, metric=metric,
                                 value=float(total[layer] / tokens), n=tokens))
     for name, matches in agree.items():
-        rows += [Row(side=name, dataset=dataset, layer=layer, metric="lens_top1_agreement", mode="alignment",
+        rows += [Row(side=name, dataset=dataset, layer=layer, metric="lens_top1_agreement", mode=MODE_ALIGNMENT,
                      value=float(matches[layer] / tokens), n=tokens) for layer in range(num_layers)]
     return rows
 
 
-def run_probe(cfg: ProbeConfig, out: str | Path, plots: bool = True) -> RunDir:
+def run_probe(cfg: ProbeConfig, out: str | Path) -> RunDir:
+    """Run (or resume) the logit lens of every model on every data set into `out`; returns the run directory.
+
+    Raises:
+        SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
+    """
     run = RunDir(out)
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
-    run.bind_config("probe", cfg.as_dict())
+    run.bind_config("probe", cfg.identity())
     pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
     if pending:
         models = load_pair(cfg.refs(), cfg.load_options())
@@ -74,7 +67,7 @@ def run_probe(cfg: ProbeConfig, out: str | Path, plots: bool = True) -> RunDir:
         for prepared in pending:
             texts = [prepared.spec.render(r) for r in prepared.records]
             run.write_unit(TABLE, prepared.name, probe_dataset(models, texts, prepared.ids, prepared.name, cfg))
-    if plots:
+    if cfg.plots:
         from sftscope.results.stage_plots import plot_probe
         plot_probe(run.read_table(TABLE), run.figures)
     return run

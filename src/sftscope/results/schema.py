@@ -15,7 +15,34 @@ MODE_SAMPLE_DIFF = "sample_diff"  # mean_i f(Z_i^variant) - f(Z_i^base)
 MODE_DATASET_DIFF = "dataset_diff"  # f(P^variant) - f(P^base)
 MODE_ALIGNMENT = "alignment"     # pair metric itself (CKA, cosine, mean shift)
 MODE_DIAGNOSTIC = "diagnostic"   # counts a reader needs: truncated, skipped (with reason), non-finite values
-MODES = (MODE_VALUE, MODE_SAMPLE_DIFF, MODE_DATASET_DIFF, MODE_ALIGNMENT, MODE_DIAGNOSTIC)
+MODE_ROBUSTNESS = "robustness"   # split-half test of a Base-vs-variant change against resampling noise
+MODE_TASK = "task"               # a task score of one model side (evaluate, tune)
+MODE_SWAP = "swap"               # a score of a Base/SFT hybrid
+MODE_SUMMARY = "summary"         # a sweep configuration's score over seeds
+MODES = (MODE_VALUE, MODE_SAMPLE_DIFF, MODE_DATASET_DIFF, MODE_ALIGNMENT, MODE_DIAGNOSTIC, MODE_ROBUSTNESS,
+         MODE_TASK, MODE_SWAP, MODE_SUMMARY)
+
+
+class Tables:
+    """Names of the tables a run folder holds (`<name>.parquet` and `<name>.csv`), one per stage output."""
+
+    METRICS = "metrics"              # analyze
+    PROBE = "probe"                  # probe
+    SWAP = "swap"                    # swap
+    WEIGHTS = "weights"              # weights
+    CORRELATION = "correlation"      # correlate
+    TASKS = "tasks"                  # evaluate
+    SUGGEST = "suggest"              # suggest (profiles; the choice itself is suggestion.json)
+    TUNING = "tuning"                # tune: training rows of a cell
+    TUNE_EVAL = "tune_eval"          # tune: scores of the tuned model (and the Base's, unit "base")
+    SWEEP_SUMMARY = "sweep_summary"  # sweep: per configuration over seeds
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return tuple(v for k, v in vars(cls).items() if k.isupper())
+
+
+SUGGESTION_FILE = "suggestion.json"  # suggest's choice of blocks, read by the report
 
 
 @dataclass

@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sftscope.tuning.blocks import BlockSpec  # noqa: E402
+
 ROLE_ORDER = {"mask": 0, "reference": 1, "lora-control": 2, "full-control": 3}
 ROLE_COLOR = {"mask": "C0", "reference": "C3", "lora-control": "C2", "full-control": "C4"}
 
@@ -31,9 +33,9 @@ def _safe(name: str) -> str:
 def _order(part: pd.DataFrame) -> pd.DataFrame:
     """Masks by k, width and position (10000, 01000, ..., 01100), then all-layer, LoRA controls, full controls."""
     def key(row):
-        spec = row["spec"]
-        mask = spec if set(spec) <= {"0", "1"} else ""
-        return (ROLE_ORDER.get(row["role"], 9), len(mask), mask.count("1"), mask.find("1"), spec)
+        spec = BlockSpec.parse(row["blocks"])
+        mask = spec.body if spec.kind == "mask" else ""
+        return (ROLE_ORDER.get(row["role"], 9), len(mask), mask.count("1"), mask.find("1"), spec.text)
     return part.assign(_key=part.apply(key, axis=1)).sort_values("_key").drop(columns="_key")
 
 
@@ -71,7 +73,7 @@ def plot_scores(part: pd.DataFrame, path: Path) -> Path:
     for i, (y, n) in enumerate(zip(top, part["trainable_params"])):
         ax.annotate(_params(n), (i, y), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
     _reference_band(ax, part)
-    labels = [s if m == "lora" else f"full:{s}" for m, s in zip(part["method"], part["spec"])]
+    labels = [s if m == "lora" else f"full:{s}" for m, s in zip(part["method"], part["blocks"])]
     ax.set_xticks(part.index, labels, rotation=60, ha="right", fontsize=8)
     dataset, metric = part["dataset"].iloc[0], part["metric"].iloc[0]
     seeds = part["n"].max()

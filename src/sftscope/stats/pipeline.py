@@ -5,18 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from sftscope.results.rundir import RunDir
+from sftscope.results.schema import Tables
+from sftscope.stats.config import CorrelateConfig
 from sftscope.stats.correlate import correlate
-from sftscope.stats.heatmap import plot_correlation
 
-TABLE = "correlation"
+TABLE = Tables.CORRELATION
 
 
-def run_correlate(run_dir: str | Path, weight_metric: str = "attn_qkvo_delta_fro",
-                  methods: tuple[str, ...] = ("pearson", "spearman")) -> RunDir:
-    """Needs the run's `weights` and `metrics` tables (sftscope weights / analyze with the same --out)."""
-    run = RunDir(run_dir)
-    corr = correlate(run.read_table("weights"), run.read_table("metrics"), method=methods,
-                     weight_metric=weight_metric)
-    run.write_unit(TABLE, weight_metric, corr.to_dict("records"))
-    plot_correlation(corr, run.figures / f"correlation_{weight_metric}.png")
+def run_correlate(cfg: CorrelateConfig, out: str | Path) -> RunDir:
+    """Correlate the `weights` and `metrics` tables of run directory `out` (sftscope weights / analyze with the
+    same --out); writes the `correlation` table and its heatmap there.
+
+    Raises:
+        SftscopeError: a table is missing.
+    """
+    from sftscope.stats.heatmap import plot_correlation
+
+    run = RunDir(out)
+    corr = correlate(run.read_table(Tables.WEIGHTS), run.read_table(Tables.METRICS), method=tuple(cfg.method),
+                     weight_metric=cfg.weight_metric)
+    run.write_unit(TABLE, cfg.weight_metric, corr.to_dict("records"))
+    plot_correlation(corr, run.figures / f"correlation_{cfg.weight_metric}.png")
     return run

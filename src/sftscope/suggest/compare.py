@@ -1,7 +1,7 @@
 """Honest check of a training-free suggestion against the tuning sweep's measured best block choice.
 
-The sweep summary table is written by the sweep stage; its columns are read defensively (any of several names)
-so the check works on whatever subset of columns a summary has.
+Reads the `sweep_summary` table that `sftscope sweep` writes (sftscope.tuning.summary): its column names are
+fixed, so they are named here once, by the role each plays.
 """
 
 from __future__ import annotations
@@ -14,19 +14,11 @@ from sftscope.errors import SftscopeError
 from sftscope.suggest.decide import Suggestion
 from sftscope.tuning.blocks import parse_block_spec
 
-# column role -> names it may have in a sweep summary, first found wins
+# role -> column of the sweep summary (tuning.summary.summarize writes exactly these)
 SWEEP_COLUMNS = {
-    "spec": ("spec", "blocks", "mask", "config", "configuration"),
-    "method": ("method",),
-    "metric": ("metric", "task"),
-    "mean": ("mean", "value", "score"),
-    "ci_low": ("ci_low",),
-    "ci_high": ("ci_high",),
-    "trainable": ("trainable_params", "trainable", "trainable_parameters", "params"),
-    "seeds": ("seeds", "n_seeds", "n"),
-    "diff": ("vs_all_diff", "diff_vs_all", "paired_diff", "diff_vs_all_layer", "delta_vs_all", "paired_difference", "diff"),
-    "diff_ci_low": ("vs_all_ci_low", "diff_ci_low", "paired_diff_ci_low", "diff_low"),
-    "diff_ci_high": ("vs_all_ci_high", "diff_ci_high", "paired_diff_ci_high", "diff_high"),
+    "spec": "blocks", "method": "method", "metric": "metric", "mean": "value", "ci_low": "ci_low",
+    "ci_high": "ci_high", "trainable": "trainable_params", "seeds": "seeds", "diff": "vs_all_diff",
+    "diff_ci_low": "vs_all_ci_low", "diff_ci_high": "vs_all_ci_high",
 }
 LOWER_IS_BETTER = ("perplexity", "ppl", "loss", "nll")
 
@@ -40,13 +32,8 @@ def normalize_sweep(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def sweep_columns(df: pd.DataFrame) -> dict[str, str]:
-    """Role -> actual column name for the roles this sweep summary has (see SWEEP_COLUMNS)."""
-    found = {}
-    for role, names in SWEEP_COLUMNS.items():
-        name = next((n for n in names if n in df.columns), None)
-        if name is not None:
-            found[role] = name
-    return found
+    """Role -> column name for the roles this sweep summary has (a summary of a subset of columns is fine)."""
+    return {role: name for role, name in SWEEP_COLUMNS.items() if name in df.columns}
 
 
 def higher_is_better(metric: str) -> bool:
@@ -95,7 +82,8 @@ def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metr
     sweep_summary = normalize_sweep(sweep_summary)
     cols = sweep_columns(sweep_summary)
     if "spec" not in cols or "mean" not in cols:
-        raise SftscopeError(f"sweep summary needs a spec and a mean column; it has {list(sweep_summary.columns)}")
+        raise SftscopeError(f"a sweep summary needs the columns blocks and value (sftscope sweep writes them); it has "
+                            f"{list(sweep_summary.columns)}")
     df = sweep_summary
     if "method" in cols and (df[cols["method"]] == "lora").any():
         df = df[df[cols["method"]] == "lora"]

@@ -7,42 +7,21 @@ suggestion.json (the chosen blocks as mask / depth range / layer list, with the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
 
-from sftscope.config import PairRunConfig
 from sftscope.data.prepare import prepare_dataset
-from sftscope.errors import SftscopeError
 from sftscope.models.loading import check_pair, load_model
 from sftscope.results.rundir import RunDir, write_json
-from sftscope.results.schema import MODE_ALIGNMENT, MODE_VALUE, Row
+from sftscope.results.schema import MODE_ALIGNMENT, MODE_VALUE, SUGGESTION_FILE, Row, Tables
+from sftscope.suggest.config import SuggestConfig
 from sftscope.suggest.decide import LayerProfiles, Suggestion, suggest_blocks
 from sftscope.suggest.measure import average_profiles, block_weight_change, dataset_profiles
 
-TABLE = "suggest"
-SUGGESTION_FILE = "suggestion.json"
+TABLE = Tables.SUGGEST
 # profile name -> (table metric, mode, layer offset): blocks b are written as layer b + 1 like the weights table
 _PROFILE_ROWS = {"layer_cka": ("consecutive_layer_cka", MODE_VALUE, 1), "effective_rank": ("effective_rank", MODE_VALUE, 0),
                  "lens_accuracy": ("lens_accuracy", MODE_VALUE, 0), "variant_cka": ("cka", MODE_ALIGNMENT, 0),
                  "weight_change": ("block_delta_fro", MODE_ALIGNMENT, 1)}
-
-
-@dataclass
-class SuggestConfig(PairRunConfig):
-    needs_variant: ClassVar[bool] = False  # the Base alone is enough; a fine-tuned model adds evidence
-
-    samples: int = 200
-    k: int = 5
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.samples < 4:
-            raise SftscopeError("--samples must be at least 4 (CKA needs several samples per layer)")
-        if self.k < 1:
-            raise SftscopeError("--k must be at least 1")
-        if self.variants:
-            raise SftscopeError("suggest takes one fine-tuned model: use --sft, not --variant")
 
 
 def profile_rows(profiles: LayerProfiles, side: str = "base", variant: str = "sft", dataset: str = "") -> list[Row]:
@@ -58,14 +37,24 @@ def profile_rows(profiles: LayerProfiles, side: str = "base", variant: str = "sf
     return rows
 
 
-def run_suggest(cfg: SuggestConfig, out: str | Path) -> tuple[RunDir, Suggestion]:
-    """Measure profiles (Base, and the SFT if given), choose blocks, write the table and suggestion.json."""
+def read_suggestion(run: RunDir) -> Suggestion:
+    """The suggestion a `suggest` run wrote into `run` (suggestion.json)."""
+    return Suggestion.from_dict(json.loads((run.path / SUGGESTION_FILE).read_text()))
+
+
+def run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
+    """Measure profiles (Base, and the SFT if given), choose blocks, write the table and suggestion.json
+    (`read_suggestion(run)` reads it back).
+
+    Raises:
+        SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
+    """
     run = RunDir(out)
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
-    run.bind_config("suggest", asdict(cfg))
+    run.bind_config("suggest", cfg.identity())
     if run.is_done(TABLE, "profiles") and (run.path / SUGGESTION_FILE).exists():  # resume: same config, done
-        return run, Suggestion.from_dict(json.loads((run.path / SUGGESTION_FILE).read_text()))
+        return run
     refs = cfg.refs()
     options = cfg.load_options()
     models = [load_model(r, options, c) for r, c in zip(refs, check_pair(refs, cfg.trust_remote_code))]
@@ -78,4 +67,4 @@ def run_suggest(cfg: SuggestConfig, out: str | Path) -> tuple[RunDir, Suggestion
     run.write_unit(TABLE, "profiles", profile_rows(profiles, dataset="+".join(p.name for p in datasets)))
     write_json(run.path / SUGGESTION_FILE, {**suggestion.as_dict(), "data": [p.name for p in datasets],
                                             "base": cfg.base, "sft": cfg.sft})
-    return run, suggestion
+    return run

@@ -10,45 +10,20 @@ set has a log-likelihood or exact-match task (MMLU, organism-qa, organism-mc).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from sftscope.capture.batches import encode_texts, make_batches
-from sftscope.config import PairRunConfig
 from sftscope.data.prepare import prepare_dataset
-from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel, load_config, load_pair
 from sftscope.probing.logit_lens import next_token_stats
 from sftscope.results.rundir import RunDir
-from sftscope.results.schema import Row
+from sftscope.results.schema import MODE_SWAP, Row, Tables
+from sftscope.swapping.config import DIRECTIONS, SwapConfig
 from sftscope.swapping.surgery import segment_layers, transplant
 
-TABLE = "swap"
-DIRECTIONS = {"base<-sft": ("base", "sft"), "sft<-base": ("sft", "base")}
-HEADS = ("original", "transferred")
-
-
-@dataclass
-class SwapConfig(PairRunConfig):
-    segments: int = 5
-    swap_depth: int | None = None  # None: whole segments
-    directions: list[str] = field(default_factory=lambda: list(DIRECTIONS))
-    heads: list[str] = field(default_factory=lambda: list(HEADS))
-    samples: int = 200
-    tasks: bool = True  # also score the data set's task (mmlu, organism-qa, organism-mc) where one exists
-    task_limit: int | None = 200
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.variants:
-            raise SftscopeError("swap compares the Base with one fine-tuned model: use --sft, not --variant")
-        bad = [d for d in self.directions if d not in DIRECTIONS] + [h for h in self.heads if h not in HEADS]
-        if bad:
-            raise SftscopeError(f"unknown swap direction/head {bad}: directions {list(DIRECTIONS)}, heads {list(HEADS)}")
-        if self.swap_depth is not None and self.swap_depth < 1:
-            raise SftscopeError("--swap-depth must be at least 1")
+TABLE = Tables.SWAP
 
 
 def hybrids(num_layers: int, cfg: SwapConfig) -> list[dict]:
@@ -86,15 +61,20 @@ def _task_scores(model: LoadedModel, task: str | None, data_dir, cfg: SwapConfig
     return {f"{task}:{k}": float(v) for k, v in result.metrics.items()}
 
 
-def run_swap(cfg: SwapConfig, out: str | Path, plots: bool = True) -> RunDir:
+def run_swap(cfg: SwapConfig, out: str | Path) -> RunDir:
+    """Run (or resume) every hybrid on every data set into `out`; returns the run directory.
+
+    Raises:
+        SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
+    """
     run = RunDir(out)
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
-    run.bind_config("swap", cfg.as_dict())
+    run.bind_config("swap", cfg.identity())
     num_layers = load_config(cfg.refs()[0], cfg.trust_remote_code).num_hidden_layers
     plans = hybrids(num_layers, cfg)
     if all(run.is_done(TABLE, f"{p.name}--{h['hybrid']}") for p in datasets for h in plans):
-        return _plot(run, plots)  # resume with everything finished: no model needs loading
+        return _plot(run, cfg.plots)  # resume with everything finished: no model needs loading
     models = {m.name: m for m in load_pair(cfg.refs(), cfg.load_options())}
     run.write_environment(cfg.seed, [m.record for m in models.values()])
     tok = models["base"].tokenizer
@@ -114,8 +94,8 @@ def run_swap(cfg: SwapConfig, out: str | Path, plots: bool = True) -> RunDir:
             extra = {k: plan[k] for k in ("hybrid", "receiver", "segment", "head")}
             extra.update(donor=plan["donor"] or "", blocks=",".join(map(str, plan["layers"])))
             run.write_unit(TABLE, unit, [Row(side=plan["receiver"], dataset=prepared.name, layer=-1, metric=k,
-                                             value=v, n=n, mode="swap", extra=extra) for k, v in scores.items()])
-    return _plot(run, plots)
+                                             value=v, n=n, mode=MODE_SWAP, extra=extra) for k, v in scores.items()])
+    return _plot(run, cfg.plots)
 
 
 def _plot(run: RunDir, plots: bool) -> RunDir:

@@ -18,9 +18,9 @@ from torch import nn
 
 from sftscope.errors import SftscopeError
 from sftscope.tuning.budget import RankPlan
+from sftscope.tuning.config import ALPHA_POLICIES
 from sftscope.tuning.modules import count_trainable
 
-ALPHA_POLICIES = ("constant-scale", "rslora", "fixed")
 ADAPTER = "default"
 
 

@@ -11,6 +11,10 @@ Grammar of a block spec (L = number of decoder blocks, indices 0-based):
     8-12,15             explicit list of inclusive ranges and single indices. Also "layers:8-12,15".
     random:4            a seeded random contiguous run of 4 blocks (start uniform over 0..L-4)
     random-layers:4     4 distinct blocks drawn without replacement (seeded), sorted
+    early / middle / late / random / random-layers
+                        (only with --method full) where whole blocks go; their count comes from the budget
+A spec is read once (`BlockSpec.parse`, syntax only, before any model loads) and resolved against a model's
+depth later (`BlockSpec.resolve`); tables carry its canonical text in one column, `blocks`.
 The seed only matters for the random kinds; the same (spec, L, seed) always gives the same blocks.
 """
 
@@ -133,36 +137,128 @@ def _random_layers(kind: str, body: str, spec: str, num_layers: int, seed: int) 
     return tuple(sorted(int(x) for x in rng.choice(num_layers, size=n, replace=False)))
 
 
-def parse_block_spec(spec: str, num_layers: int, seed: int = 0) -> BlockSelection:
-    """Resolve a block spec (grammar in the module docstring) against a model with `num_layers` blocks."""
-    if num_layers < 1:
-        raise SftscopeError(f"model has {num_layers} layers; nothing to select")
-    text = str(spec).strip()
-    prefix, _, body = text.partition(":") if ":" in text else ("", "", text)
-    prefix = prefix.strip().lower()
-    k = None
-    if text.lower() == "all":
-        kind, layers = "all", tuple(range(num_layers))
-    elif prefix in ("random", "random-layers"):
-        kind, layers = prefix, _random_layers(prefix, body, text, num_layers, seed)
-    elif prefix == "mask" or (not prefix and body and set(body) <= {"0", "1"}):
-        mask = body.strip()
-        if not mask or not set(mask) <= {"0", "1"}:
-            raise SftscopeError(f"bad mask {text!r}; a mask uses only 0 and 1, e.g. 01100")
-        kind, layers, k = "mask", _mask_layers(mask, num_layers), len(mask)
-    elif prefix == "depth" or (not prefix and "%" in body):
-        kind, layers = "depth", _depth_layers(body, text, num_layers)
-    elif not prefix and body.isdigit() and len(body) > 1 and body[0] == "0":
-        raise SftscopeError(f"{text!r} looks like a segment mask but a mask uses only 0 and 1 (e.g. 01100); "
-                            f"for a single layer write layers:{int(body)}")
-    elif prefix == "layers" or (not prefix and re.fullmatch(r"[\d,\-\s]+", body or "x")):
-        kind, layers = "layers", _list_layers(body, text, num_layers)
-    else:
+POSITIONS = ("early", "middle", "late", "random", "random-layers")  # where `--method full` places whole blocks
+_MASK_PREFIX, _MASK_DIGITS = "mask:", frozenset("01")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A block spec read once (grammar in the module docstring), before any model is known.
+
+    `text` is the canonical form every table column and command line carries (`mask:01100` -> `01100`);
+    `kind` is one of KINDS or "position" (a full-update placement: early / middle / late / random /
+    random-layers). Syntax errors are raised here; what depends on the model's depth waits for `resolve`.
+    """
+
+    text: str
+    kind: str
+    body: str
+
+    @classmethod
+    def parse(cls, spec: "str | BlockSpec") -> "BlockSpec":
+        """Read a spec string (or return a BlockSpec as is).
+
+        Raises:
+            SftscopeError: the text is not a block spec (the message shows the accepted forms).
+        """
+        if isinstance(spec, BlockSpec):
+            return spec
+        text = str(spec).strip()
+        lowered = text.lower()
+        prefix, _, body = text.partition(":") if ":" in text else ("", "", text)
+        prefix, body = prefix.strip().lower(), body.strip()
+        if lowered == "all":
+            return cls("all", "all", "")
+        if not prefix and lowered in POSITIONS:
+            return cls(lowered, "position", lowered)
+        if prefix in ("random", "random-layers"):
+            if not body.isdigit() or int(body) < 1:
+                raise SftscopeError(f"bad random spec {text!r}; write {prefix}:N with N >= 1 blocks")
+            return cls(f"{prefix}:{int(body)}", prefix, str(int(body)))
+        if prefix == "mask" or (not prefix and body and set(body) <= _MASK_DIGITS):
+            if not body or not set(body) <= _MASK_DIGITS:
+                raise SftscopeError(f"bad mask {text!r}; a mask uses only 0 and 1, e.g. 01100")
+            if "1" not in body:
+                raise SftscopeError(f"mask {body!r} selects no segment; put a 1 where the adapters should go")
+            return cls(body, "mask", body)
+        if prefix == "depth" or (not prefix and "%" in body):
+            m = _DEPTH.match(body)
+            if not m:
+                raise SftscopeError(f"bad depth range {text!r}; write it like 20%-80%")
+            if not 0 <= Fraction(m.group(1)) < Fraction(m.group(2)) <= 100:
+                raise SftscopeError(f"depth range {text!r} needs 0% <= start < end <= 100%")
+            return cls(body.replace(" ", ""), "depth", body)
+        if not prefix and body.isdigit() and len(body) > 1 and body[0] == "0":
+            raise SftscopeError(f"{text!r} looks like a segment mask but a mask uses only 0 and 1 (e.g. 01100); "
+                                f"for a single layer write layers:{int(body)}")
+        if prefix == "layers" or (not prefix and re.fullmatch(r"[\d,\-\s]+", body or "x")):
+            for item in body.split(","):
+                m = _LAYER_ITEM.match(item)
+                if not m:
+                    raise SftscopeError(f"bad layer list {text!r} at {item!r}; write 0-based indices and inclusive "
+                                        "ranges like 8-12,15")
+                if m.group(2) is not None and int(m.group(2)) < int(m.group(1)):
+                    raise SftscopeError(f"reversed range {item.strip()!r} in {text!r}; write it as "
+                                        f"{m.group(2)}-{m.group(1)}")
+            return cls(f"layers:{body.replace(' ', '')}", "layers", body)
         raise SftscopeError(f"cannot read block spec {text!r}; use all, a mask like 01100, a depth range like "
-                            "20%-80%, a layer list like 8-12,15, random:N or random-layers:N")
-    if not layers:
-        raise SftscopeError(f"block spec {text!r} selects no layer of {num_layers}; widen it")
-    return BlockSelection(layers=layers, kind=kind, spec=text, num_layers=num_layers, k=k)
+                            "20%-80%, a layer list like 8-12,15, random:N or random-layers:N"
+                            f" (for --method full also {', '.join(POSITIONS)})")
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def k(self) -> int | None:
+        """Segment count of a mask (its number of digits), else None."""
+        return len(self.body) if self.kind == "mask" else None
+
+    @property
+    def segment(self) -> int:
+        """Index of the one selected segment of a single-segment mask (01000 -> 1), else -1."""
+        return self.body.index("1") if self.kind == "mask" and self.body.count("1") == 1 else -1
+
+    @property
+    def is_middle(self) -> bool:
+        """A mask that leaves the first and the last segment out (01000, 01110, ...)."""
+        return self.kind == "mask" and self.body[0] == "0" and self.body[-1] == "0"
+
+    @property
+    def is_position(self) -> bool:
+        """A full-update placement (early / middle / late / random / random-layers), resolved by the budget."""
+        return self.kind == "position"
+
+    def resolve(self, num_layers: int, seed: int = 0) -> BlockSelection:
+        """The blocks this spec selects in a model with `num_layers` blocks (seed: the random kinds).
+
+        Raises:
+            SftscopeError: the spec does not fit the model (too many segments or layers, out of range), or it
+                is a full-update position (placed by the budget, see tuning.full_blocks).
+        """
+        if num_layers < 1:
+            raise SftscopeError(f"model has {num_layers} layers; nothing to select")
+        k = None
+        if self.kind == "all":
+            layers = tuple(range(num_layers))
+        elif self.kind == "position":
+            raise SftscopeError(f"blocks={self.text!r} is a full-update position; for LoRA give a block spec "
+                                "(e.g. layers:0-5 or random:6)")
+        elif self.kind in ("random", "random-layers"):
+            layers = _random_layers(self.kind, self.body, self.text, num_layers, seed)
+        elif self.kind == "mask":
+            layers, k = _mask_layers(self.body, num_layers), len(self.body)
+        elif self.kind == "depth":
+            layers = _depth_layers(self.body, self.text, num_layers)
+        else:
+            layers = _list_layers(self.body, self.text, num_layers)
+        if not layers:
+            raise SftscopeError(f"block spec {self.text!r} selects no layer of {num_layers}; widen it")
+        return BlockSelection(layers=layers, kind=self.kind, spec=self.text, num_layers=num_layers, k=k)
+
+
+def parse_block_spec(spec: "str | BlockSpec", num_layers: int, seed: int = 0) -> BlockSelection:
+    """Resolve a block spec (grammar in the module docstring) against a model with `num_layers` blocks."""
+    return BlockSpec.parse(spec).resolve(num_layers, seed)
 
 
 def same_size_controls(selection: BlockSelection) -> dict[str, str]:

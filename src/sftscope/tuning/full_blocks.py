@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from sftscope.errors import SftscopeError
-from sftscope.tuning.blocks import BlockSelection, format_layers, parse_block_spec
+from sftscope.tuning.blocks import POSITIONS, BlockSelection, format_layers, parse_block_spec
+from sftscope.tuning.config import SCOPES
 from sftscope.tuning.modules import ATTENTION_QKVO, count_trainable, decoder_layers, find_target_modules
-
-POSITIONS = ("early", "middle", "late", "random", "random-layers")
-SCOPES = ("block", "targets")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ A cell's run directory holds two tables:
                train_steps, completion_tokens)
     tune_eval  task scores of the tuned model (side "tuned"), and per retention task the perplexity change vs
                the untouched Base (metric "perplexity_change" = ppl_tuned - ppl_base; lower = better retention)
-Every row carries the columns cell, method, spec, layers, k, seed, trainable_params, train.
+Every row carries the columns cell, method, blocks, layers, k, seed, trainable_params, train.
 The Base's own scores (side "base", unit "base" of tune_eval) live in `base_eval`: a sweep's cells share one
 directory, so the Base is evaluated once per sweep; a lone `tune` keeps them in its own directory. All models
 are scored with the same evaluation seed, so Base and every cell see the same items.
@@ -18,54 +18,20 @@ from __future__ import annotations
 
 import gc
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sftscope.errors import SftscopeError
-from sftscope.evaluation.tasks import evaluate, first_n, get_task
-from sftscope.models.loading import LoadOptions, ModelRef, load_model
+from sftscope.evaluation.tasks import evaluate, first_n
+from sftscope.models.loading import load_model
+from sftscope.models.refs import ModelRef
 from sftscope.results.rundir import RunDir
-from sftscope.results.schema import Row
-from sftscope.tuning.blocks import format_layers
+from sftscope.results.schema import Row, Tables
+from sftscope.tuning.blocks import BlockSpec, format_layers
 from sftscope.tuning.config import TuneConfig
 from sftscope.tuning.train import TrainResult, train_cell
 
-TUNING, EVAL, UNIT, BASE_UNIT = "tuning", "tune_eval", "cell", "base"
-DEFAULT_TASKS = ("gsm8k",)
-DEFAULT_RETENTION = ("ppl:ifeval", "ppl:mt_bench")
+UNIT, BASE_UNIT = "cell", "base"
 RETENTION_METRIC = "perplexity"
-
-
-@dataclass(frozen=True)
-class TuneCell:
-    """One cell: Base + training data + TuneConfig (blocks, method, seed, budget, eval tasks/limit) + retention."""
-
-    base: str                                   # hub id (ID@REV) or local model dir
-    train: str                                  # organism-sft | a registered data set with a train split | a file
-    config: TuneConfig = field(default_factory=TuneConfig)
-    retention: tuple[str, ...] = DEFAULT_RETENTION
-    data_dir: str | None = None                 # local data copies (for the organism: its data folder)
-    train_limit: int | None = None              # first N training records (None: all)
-    retention_limit: int | None = None          # first N texts per retention task (None: all)
-    eval_seed: int = 0                          # same for Base and every cell, so all see the same items
-    load: LoadOptions = field(default_factory=LoadOptions)
-    base_eval: str | None = None                # run dir caching the Base's scores (None: the cell's own dir)
-    name: str = ""                              # the cell's label in tables (default: its directory's name)
-
-    def __post_init__(self):
-        object.__setattr__(self, "retention", tuple(self.retention))
-        ModelRef.parse(self.base, "base")
-        if not self.config.eval_tasks and not self.retention:
-            raise SftscopeError("a tuning cell needs evaluation tasks (--tasks) or retention tasks (--retention)")
-        for name in ("train_limit", "retention_limit"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise SftscopeError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all)")
-
-    def as_dict(self) -> dict:
-        """JSON-friendly record for RunDir.bind_config."""
-        d = asdict(self)
-        d["config"] = self.config.as_dict()
-        return d
 
 
 def load_train_records(train: str, data_dir: str | Path | None = None, limit: int | None = None) -> list[dict]:
@@ -105,20 +71,15 @@ def _organism_sft(data_dir) -> list[dict]:
 
 def cell_done(run: RunDir) -> bool:
     """True when both tables of the cell are written (training rows and evaluation rows)."""
-    return run.is_done(TUNING, UNIT) and run.is_done(EVAL, UNIT)
+    return run.is_done(Tables.TUNING, UNIT) and run.is_done(Tables.TUNE_EVAL, UNIT)
 
 
-def _segments_of(config: TuneConfig) -> int:
-    spec = config.blocks.strip()
-    mask = spec[5:] if spec.startswith("mask:") else spec
-    return len(mask) if mask and set(mask) <= {"0", "1"} else -1
-
-
-def cell_tags(cell: TuneCell, name: str, result: TrainResult) -> dict:
+def cell_tags(cfg: TuneConfig, name: str, result: TrainResult) -> dict:
     """Columns on every row of a cell: which configuration, seed and realised budget it is."""
-    return {"cell": name, "method": cell.config.method, "spec": cell.config.blocks,
-            "layers": format_layers(result.layers), "k": _segments_of(cell.config), "seed": cell.config.seed,
-            "trainable_params": int(result.trainable_count), "train": cell.train}
+    k = BlockSpec.parse(cfg.blocks).k
+    return {"cell": name, "method": cfg.method, "blocks": cfg.blocks, "layers": format_layers(result.layers),
+            "k": -1 if k is None else k, "seed": cfg.seed, "trainable_params": int(result.trainable_count),
+            "train": cfg.train}
 
 
 def training_rows(result: TrainResult, tags: dict, run: str) -> list[Row]:
@@ -131,45 +92,46 @@ def training_rows(result: TrainResult, tags: dict, run: str) -> list[Row]:
     if curve:
         summary.update(train_loss_start=sum(curve[:tenth]) / tenth, train_loss_end=sum(curve[-tenth:]) / tenth,
                        train_loss_min=min(curve))
-    rows += [Row(side="tuned", dataset=dataset, layer=-1, metric=k, value=float(v), n=max(len(curve), 1),
-                 preset=result.config.blocks, run=run) for k, v in summary.items()]
+    rows += [Row(side="tuned", dataset=dataset, layer=-1, metric=k, value=float(v), n=max(len(curve), 1), run=run)
+             for k, v in summary.items()]
     for row in rows:
         row.extra = {**row.extra, **tags}
     return rows
 
 
-def _score(model, tokenizer, cell: TuneCell, side: str, tags: dict, run: str) -> list[Row]:
-    common = dict(side=side, data_dir=cell.data_dir, batch_size=cell.config.eval_batch_size, seed=cell.eval_seed,
-                  run=run, preset=tags["spec"], extra=tags)
-    rows = evaluate(model, tokenizer, list(cell.config.eval_tasks), limit=cell.config.eval_limit, **common)
-    rows += evaluate(model, tokenizer, list(cell.retention), limit=cell.retention_limit, **common)
+def _score(model, tokenizer, cfg: TuneConfig, side: str, tags: dict, run: str) -> list[Row]:
+    common = dict(side=side, data_dir=cfg.data_dir, batch_size=cfg.eval_batch_size, seed=cfg.eval_seed, run=run,
+                  extra=tags)
+    rows = evaluate(model, tokenizer, list(cfg.tasks), limit=cfg.limit, **common)
+    rows += evaluate(model, tokenizer, list(cfg.retention), limit=cfg.retention_limit, **common)
     # task_order 0 = the first evaluation task: the score the cell is judged on (report, suggest comparison)
-    order = {task: i for i, task in enumerate((*cell.config.eval_tasks, *cell.retention))}
+    order = {task: i for i, task in enumerate((*cfg.tasks, *cfg.retention))}
     for row in rows:
         row.extra = {**row.extra, "task_order": order.get(row.dataset, len(order))}
     return rows
 
 
-BASE_TAGS = {"cell": BASE_UNIT, "method": "none", "spec": "", "layers": "", "k": -1, "seed": -1,
+BASE_TAGS = {"cell": BASE_UNIT, "method": "none", "blocks": "", "layers": "", "k": -1, "seed": -1,
              "trainable_params": 0, "train": ""}
 
 
-def base_eval_config(cell: TuneCell) -> dict:
+def base_eval_config(cfg: TuneConfig) -> dict:
     """What the Base's cached scores depend on (a cell with other evaluation settings must not reuse them)."""
-    return {"base": cell.base, "tasks": list(cell.config.eval_tasks), "limit": cell.config.eval_limit,
-            "retention": list(cell.retention), "retention_limit": cell.retention_limit, "data_dir": cell.data_dir,
-            "eval_batch_size": cell.config.eval_batch_size, "eval_seed": cell.eval_seed, "load": asdict(cell.load)}
+    return {"base": cfg.base, "tasks": list(cfg.tasks), "limit": cfg.limit, "retention": list(cfg.retention),
+            "retention_limit": cfg.retention_limit, "data_dir": cfg.data_dir, "eval_batch_size": cfg.eval_batch_size,
+            "eval_seed": cfg.eval_seed, "load": cfg.load_options().as_dict()}
 
 
-def base_scores(cell: TuneCell, out: str | Path, loaded=None) -> list[dict]:
+def base_scores(cfg: TuneConfig, out: str | Path, loaded=None) -> list[dict]:
     """The untouched Base's rows (computed once with `loaded`, else read back from the cache)."""
-    run = RunDir(cell.base_eval or out)
-    run.bind_config("tune_base", base_eval_config(cell))
-    if not run.is_done(EVAL, BASE_UNIT):
+    run = RunDir(cfg.base_eval or out)
+    run.bind_config("tune_base", base_eval_config(cfg))
+    if not run.is_done(Tables.TUNE_EVAL, BASE_UNIT):
         if loaded is None:
             raise SftscopeError(f"the Base's scores are not in {run.path} yet; run a cell first")
-        run.write_unit(EVAL, BASE_UNIT, _score(loaded.model, loaded.tokenizer, cell, "base", BASE_TAGS, run.name))
-    table = run.read_table(EVAL)
+        run.write_unit(Tables.TUNE_EVAL, BASE_UNIT, _score(loaded.model, loaded.tokenizer, cfg, "base", BASE_TAGS,
+                                                           run.name))
+    table = run.read_table(Tables.TUNE_EVAL)
     return table[table["side"] == "base"].to_dict("records")
 
 
@@ -182,24 +144,27 @@ def retention_rows(tuned: list[Row], base: list[dict], tags: dict, run: str) -> 
             for r in tuned if r.metric == RETENTION_METRIC and r.dataset in base_ppl]
 
 
-def run_tune(cell: TuneCell, out: str | Path, progress: bool = True) -> RunDir:
-    """Train and evaluate one cell into `out` (skipped when already finished there); returns its RunDir."""
-    for task in (*cell.config.eval_tasks, *cell.retention):
-        get_task(task)  # unknown task names fail before anything loads
+def run_tune(cfg: TuneConfig, out: str | Path, progress: bool = True) -> RunDir:
+    """Train and evaluate one cell into `out` (skipped when already finished there); returns its RunDir.
+
+    Raises:
+        SftscopeError: bad training data, an unloadable Base, a block spec that does not fit the model, or a
+            different config already recorded in `out`.
+    """
     run = RunDir(out)
-    run.bind_config("tune", cell.as_dict())
+    run.bind_config("tune", cfg.identity())
     if cell_done(run):
         return run
-    name = cell.name or run.name
-    records = load_train_records(cell.train, cell.data_dir, cell.train_limit)
-    loaded = load_model(ModelRef.parse(cell.base, "base"), cell.load)
-    run.write_environment(cell.config.seed, [loaded.record])
-    base = base_scores(cell, out, loaded)  # before training: the same loaded model is then adapted in place
-    result = train_cell(loaded.model, loaded.tokenizer, records, cell.config, progress=progress)
-    tags = cell_tags(cell, name, result)
-    run.write_unit(TUNING, UNIT, training_rows(result, tags, run.name))
-    tuned = _score(result.model, loaded.tokenizer, cell, "tuned", tags, run.name)
-    run.write_unit(EVAL, UNIT, tuned + retention_rows(tuned, base, tags, run.name))
+    name = cfg.name or run.name
+    records = load_train_records(cfg.train, cfg.data_dir, cfg.train_limit)
+    loaded = load_model(ModelRef.parse(cfg.base, "base"), cfg.load_options())
+    run.write_environment(cfg.seed, [loaded.record])
+    base = base_scores(cfg, out, loaded)  # before training: the same loaded model is then adapted in place
+    result = train_cell(loaded.model, loaded.tokenizer, records, cfg, progress=progress)
+    tags = cell_tags(cfg, name, result)
+    run.write_unit(Tables.TUNING, UNIT, training_rows(result, tags, run.name))
+    tuned = _score(result.model, loaded.tokenizer, cfg, "tuned", tags, run.name)
+    run.write_unit(Tables.TUNE_EVAL, UNIT, tuned + retention_rows(tuned, base, tags, run.name))
     del loaded, result
     gc.collect()
     return run

@@ -1,4 +1,4 @@
-"""Sweep statistics: per configuration (method, spec), mean and t-interval over seeds, paired comparison with
+"""Sweep statistics: per configuration (method, blocks), mean and t-interval over seeds, paired comparison with
 all-layer LoRA, trainable parameters and the Base's score side by side.
 
 For values x_1..x_n over seeds: mean, s = sample sd (ddof 1), CI = mean -+ t_{(1+level)/2, n-1} * s / sqrt(n)
@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sftscope.results.schema import Row
+from sftscope.results.schema import MODE_SUMMARY, Row
+from sftscope.tuning.blocks import BlockSpec
 
-SUMMARY = "sweep_summary"
-MODE_SUMMARY = "summary"
 REFERENCE = ("lora", "all")
 NOT_SCORES = {"n_tokens", "chance"}  # bookkeeping numbers among the task metrics
 
@@ -53,20 +52,13 @@ def paired_comparison(values: dict[int, float], reference: dict[int, float], lev
     return out
 
 
-def config_role(method: str, spec: str) -> str:
+def config_role(method: str, blocks: str) -> str:
     """reference (all-layer LoRA), mask, lora-control or full-control: from the configuration alone."""
-    if (method, spec) == REFERENCE:
+    if (method, blocks) == REFERENCE:
         return "reference"
     if method == "full":
         return "full-control"
-    body = spec[5:] if spec.startswith("mask:") else spec
-    return "mask" if body and set(body) <= {"0", "1"} else "lora-control"
-
-
-def single_segment(spec: str) -> int:
-    """Index of the one selected segment of a single-segment mask (01000 -> 1), else -1."""
-    body = spec[5:] if spec.startswith("mask:") else spec
-    return body.index("1") if body and set(body) <= {"0", "1"} and body.count("1") == 1 else -1
+    return "mask" if BlockSpec.parse(blocks).kind == "mask" else "lora-control"
 
 
 def _per_seed(df: pd.DataFrame) -> dict[int, float]:
@@ -76,11 +68,11 @@ def _per_seed(df: pd.DataFrame) -> dict[int, float]:
 def _config_columns(tuning: pd.DataFrame) -> dict[tuple[str, str], dict]:
     """Per configuration: mean trainable params, mean budget error, blocks (or 'varies by seed')."""
     out = {}
-    metrics = tuning.pivot_table(index=["method", "spec", "seed"], columns="metric", values="value", aggfunc="mean")
-    for (method, spec), part in tuning.groupby(["method", "spec"]):
-        m = metrics.loc[(method, spec)]
+    metrics = tuning.pivot_table(index=["method", "blocks", "seed"], columns="metric", values="value", aggfunc="mean")
+    for (method, blocks), part in tuning.groupby(["method", "blocks"]):
+        m = metrics.loc[(method, blocks)]
         layers = sorted(set(part["layers"]))
-        out[(method, spec)] = {"trainable_params": float(m["trainable_params"].mean()),
+        out[(method, blocks)] = {"trainable_params": float(m["trainable_params"].mean()),
                                "budget_rel_error": float(m["budget_rel_error"].mean()),
                                "layers": layers[0] if len(layers) == 1 else "varies by seed"}
     return out
@@ -100,24 +92,24 @@ def summarize(tune_eval: pd.DataFrame, tuning: pd.DataFrame, level: float = 0.95
     configs = _config_columns(tuning)
     rows = []
     for (dataset, metric), part in tuned.groupby(["dataset", "metric"]):
-        ref = part[(part["method"] == REFERENCE[0]) & (part["spec"] == REFERENCE[1])]
+        ref = part[(part["method"] == REFERENCE[0]) & (part["blocks"] == REFERENCE[1])]
         ref_values = _per_seed(ref)
-        for (method, spec), cfg in part.groupby(["method", "spec"]):
+        for (method, blocks), cfg in part.groupby(["method", "blocks"]):
             values = _per_seed(cfg)
             mean, low, high, sd = t_interval(list(values.values()), level)
-            extra = {"method": method, "spec": spec, "role": config_role(method, spec), "k": int(cfg["k"].iloc[0]),
-                     "task_order": _task_order(cfg),
-                     "segment": single_segment(spec), "ci_low": low, "ci_high": high, "std": sd,
+            extra = {"method": method, "blocks": blocks, "role": config_role(method, blocks),
+                     "k": int(cfg["k"].iloc[0]), "task_order": _task_order(cfg),
+                     "segment": BlockSpec.parse(blocks).segment, "ci_low": low, "ci_high": high, "std": sd,
                      "seeds": ",".join(str(int(s)) for s in sorted(values)),
                      "base_value": base_value.get((dataset, metric), math.nan),
-                     **configs.get((method, spec), {"trainable_params": math.nan, "budget_rel_error": math.nan,
-                                                    "layers": ""})}
-            if (method, spec) == REFERENCE or not ref_values:
+                     **configs.get((method, blocks), {"trainable_params": math.nan, "budget_rel_error": math.nan,
+                                                      "layers": ""})}
+            if (method, blocks) == REFERENCE or not ref_values:
                 extra.update(paired_comparison({}, {}))
             else:
                 extra.update(paired_comparison(values, ref_values, level))
             rows.append(Row(side="tuned", dataset=dataset, layer=-1, metric=metric, value=mean, n=len(values),
-                            preset=spec, mode=MODE_SUMMARY, extra=extra))
+                            mode=MODE_SUMMARY, extra=extra))
     return rows
 
 
@@ -127,7 +119,7 @@ def summary_wide(summary: pd.DataFrame, metrics: list[str] | None = None) -> pd.
     df = df[~df["metric"].str.contains(":")]  # per-kind breakdowns stay in the long table
     lines = {}
     for _, r in df.iterrows():
-        line = lines.setdefault((r["method"], r["spec"]), {"method": r["method"], "spec": r["spec"],
+        line = lines.setdefault((r["method"], r["blocks"]), {"method": r["method"], "blocks": r["blocks"],
                                                            "layers": r["layers"], "seeds": r["seeds"],
                                                            "params": int(r["trainable_params"])})
         ci = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"

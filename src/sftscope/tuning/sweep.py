@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftscope.errors import SftscopeError
-from sftscope.models.loading import ModelRef, load_config
+from sftscope.models.loading import load_config
+from sftscope.models.refs import ModelRef
 from sftscope.results.rundir import RunDir
-from sftscope.tuning.blocks import parse_block_spec, same_size_controls, segment_masks
-from sftscope.tuning.pipeline import EVAL, TUNING, TuneCell, cell_done, run_tune
+from sftscope.results.schema import Tables
+from sftscope.tuning.blocks import BlockSpec, parse_block_spec, same_size_controls, segment_masks
+from sftscope.tuning.config import SweepConfig, TuneConfig
+from sftscope.tuning.pipeline import cell_done, run_tune
 
-CONTROLS = ("lora-early", "lora-late", "lora-random", "lora-random-layers",
-            "full-early", "full-middle", "full-late", "full-random", "full-random-layers")
-DEFAULT_CONTROLS = ("lora-early", "lora-late", "lora-random", "full-early", "full-middle", "full-late", "full-random")
-REFERENCE = ("lora", "all")  # (method, spec) every configuration is compared with
+REFERENCE = ("lora", "all")  # (method, blocks) every configuration is compared with
 
 
 def default_masks(k: int) -> list[str]:
@@ -41,51 +41,15 @@ def default_masks(k: int) -> list[str]:
     return masks + ["all"]
 
 
-def is_middle(mask: str) -> bool:
-    """A mask that leaves the first and the last segment out (01000, 01110, ...)."""
-    return set(mask) <= {"0", "1"} and "1" in mask and mask[0] == "0" and mask[-1] == "0"
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What to sweep; `template` holds everything shared by the cells (its blocks/method/seed are replaced)."""
-
-    template: TuneCell
-    k: int = 5
-    masks: tuple[str, ...] | None = None          # None: default_masks(k)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    controls: tuple[str, ...] = DEFAULT_CONTROLS
-    also_k: tuple[int, ...] = ()
-
-    def __post_init__(self):
-        for name in ("masks", "seeds", "controls", "also_k"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        unknown = [c for c in self.controls if c not in CONTROLS]
-        if unknown:
-            raise SftscopeError(f"unknown control(s) {', '.join(unknown)}; use any of {', '.join(CONTROLS)}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise SftscopeError(f"--seeds needs distinct seeds, got {list(self.seeds)}")
-        bad = [m for m in self.mask_list() if m != "all" and not (set(m) <= {"0", "1"} and "1" in m)]
-        if bad:
-            raise SftscopeError(f"bad mask(s) {', '.join(bad)}: a mask is 0s and 1s with at least one 1, e.g. 01100")
-
-    def mask_list(self) -> list[str]:
-        return list(self.masks) if self.masks is not None else default_masks(self.k)
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "template": self.template.as_dict(), "masks": self.mask_list()}
-
-
 @dataclass(frozen=True)
 class SweepCell:
-    """One cell of the sweep: its index, name, directory and the TuneCell it runs."""
+    """One cell of the sweep: its index, name, directory and the TuneConfig it runs."""
 
     index: int
     name: str
     role: str            # mask | reference | control:<name>
     path: Path
-    cell: TuneCell = field(repr=False)
+    config: TuneConfig = field(repr=False)
 
 
 def _slug(spec: str) -> str:
@@ -96,7 +60,7 @@ def configurations(cfg: SweepConfig, num_layers: int) -> list[tuple[str, str, st
     """(role, method, spec) of every configuration, masks first, duplicates of the same blocks dropped."""
     wanted = [("reference" if m == "all" else "mask", "lora", m) for m in cfg.mask_list()]
     wanted += [("mask", "lora", m) for k in cfg.also_k for m in segment_masks(k) if m.count("1") == 1]
-    middle = [m for m in cfg.mask_list() if is_middle(m)]
+    middle = [m for m in cfg.mask_list() if BlockSpec.parse(m).is_middle]
     for control in cfg.controls:
         method, position = control.split("-", 1)
         if method == "full":
@@ -120,82 +84,71 @@ def expand_cells(cfg: SweepConfig, out: str | Path, num_layers: int | None = Non
     """Every (configuration, seed) cell, seed-major (all of seed 0 first), with its own directory under out."""
     out = Path(out)
     if num_layers is None:
-        num_layers = load_config(ModelRef.parse(cfg.template.base, "base"),
-                                 cfg.template.load.trust_remote_code).num_hidden_layers
+        num_layers = load_config(ModelRef.parse(cfg.base, "base"), cfg.trust_remote_code).num_hidden_layers
     cells = []
     for seed in cfg.seeds:
         for role, method, spec in configurations(cfg, num_layers):
             name = f"{method}-{_slug(spec)}-seed{seed}"
-            k = len(spec) if set(spec) <= {"0", "1"} else None
-            config = replace(cfg.template.config, method=method, blocks=spec, segments=k, seed=seed)
-            cell = replace(cfg.template, config=config, base_eval=str(out / "base"), name=name)
-            cells.append(SweepCell(len(cells), name, role, out / "cells" / name, cell))
+            config = cfg.cell_config(method, spec, seed, segments=BlockSpec.parse(spec).k,
+                                     base_eval=str(out / "base"), name=name)
+            cells.append(SweepCell(len(cells), name, role, out / "cells" / name, config))
     return cells
 
 
-def tune_argv(cell: TuneCell, out: str | Path) -> list[str]:
-    """The `sftscope tune` arguments that rebuild exactly `cell` (what `sweep --list` prints)."""
-    c = cell.config
-    targets = c.target_modules if isinstance(c.target_modules, str) else ",".join(c.target_modules)
-    argv = ["sftscope", "tune", "--base", cell.base, "--train", cell.train, "--method", c.method, "--blocks",
-            c.blocks, "--seed", str(c.seed), "--rank", str(c.rank), "--alpha", repr(c.alpha), "--alpha-policy",
-            c.alpha_policy, "--target-modules", targets, "--full-scope", c.full_scope,
-            "--tasks", ",".join(c.eval_tasks) or "none", "--retention", ",".join(cell.retention) or "none",
-            "--epochs", str(c.epochs), "--lr", repr(c.lr), "--batch-size", str(c.batch_size), "--grad-accum",
-            str(c.grad_accum), "--max-length", str(c.max_length), "--warmup-ratio", repr(c.warmup_ratio),
-            "--lr-scheduler", c.lr_scheduler, "--mixed-precision", c.mixed_precision,
-            "--eval-batch-size", str(c.eval_batch_size), "--dtype", cell.load.dtype, "--device", cell.load.device]
-    optional = {"--segments": c.segments, "--max-steps": c.max_steps, "--limit": c.eval_limit,
-                "--retention-limit": cell.retention_limit, "--train-limit": cell.train_limit,
-                "--data-dir": cell.data_dir, "--device-map": cell.load.device_map, "--base-eval": cell.base_eval,
-                "--name": cell.name}
-    argv += [a for flag, v in optional.items() if v is not None for a in (flag, str(v))]
-    if cell.load.trust_remote_code:
-        argv.append("--trust-remote-code")
-    return argv + ["--out", str(out)]
+def tune_argv(cfg: TuneConfig, out: str | Path) -> list[str]:
+    """The `sftscope tune` command line that rebuilds exactly `cfg` (what `sweep --list` prints)."""
+    return ["sftscope", "tune", *cfg.to_argv(), "--out", str(out)]
 
 
 def list_commands(cells: list[SweepCell]) -> list[str]:
     """One shell-quoted `sftscope tune ...` line per cell."""
-    return [shlex.join(tune_argv(c.cell, c.path)) for c in cells]
+    return [shlex.join(tune_argv(c.config, c.path)) for c in cells]
 
 
-def run_sweep(cfg: SweepConfig, out: str | Path, only: int | None = None, progress: bool = True,
-              echo=print) -> tuple[RunDir, list[SweepCell]]:
-    """Run every unfinished cell (or only cell `only`) in order; returns the sweep RunDir and its cells."""
+def run_sweep(cfg: SweepConfig, out: str | Path, progress: bool = True, echo=print) -> RunDir:
+    """Run every unfinished cell (only `cfg.cell` if set; none with `summarize_only`), then summarise what is
+    finished (not after a single `--cell`: other cells may still be running elsewhere). Returns the sweep RunDir.
+
+    Raises:
+        SftscopeError: `cfg.cell` out of range, nothing finished to summarise, or a different config in `out`.
+    """
     run = RunDir(out)
-    run.bind_config("sweep", cfg.as_dict())
+    run.bind_config("sweep", {**cfg.identity(), "masks": cfg.mask_list()})
     cells = expand_cells(cfg, out)
-    if only is not None and not 0 <= only < len(cells):
-        raise SftscopeError(f"--cell {only} is out of range: this sweep has cells 0-{len(cells) - 1} (see --list)")
-    for c in cells if only is None else [cells[only]]:
+    if cfg.cell is not None and not 0 <= cfg.cell < len(cells):
+        raise SftscopeError(f"--cell {cfg.cell} is out of range: this sweep has cells 0-{len(cells) - 1} "
+                            "(see --list)")
+    todo = [] if cfg.summarize_only else cells if cfg.cell is None else [cells[cfg.cell]]
+    for c in todo:
         if cell_done(RunDir(c.path)):
             continue
         echo(f"[sweep] cell {c.index + 1}/{len(cells)}: {c.name}")
-        run_tune(c.cell, c.path, progress=progress)
-    return run, cells
+        run_tune(c.config, c.path, progress=progress)
+    if cfg.cell is None:
+        summarize_sweep(out, cells, plots=cfg.plots)
+    return run
 
 
 def summarize_sweep(out: str | Path, cells: list[SweepCell], plots: bool = True) -> RunDir:
     """Gather the finished cells' tables into the sweep directory and write sweep_summary (+ figures)."""
-    from sftscope.tuning.summary import SUMMARY, summarize
+    from sftscope.tuning.summary import summarize
     run = RunDir(out)
     done = [c for c in cells if cell_done(RunDir(c.path))]
     if not done:
         raise SftscopeError(f"no finished cell under {Path(out) / 'cells'} yet: run the sweep (or its cells) first")
     for c in done:
         cell_run = RunDir(c.path)
-        for table in (TUNING, EVAL):
+        for table in (Tables.TUNING, Tables.TUNE_EVAL):
             if not run.is_done(table, c.name):
                 df = cell_run.read_table(table)
                 run.write_unit(table, c.name, df[df["side"] == "tuned"].to_dict("records"))
-    base = RunDir(Path(out) / "base").read_table(EVAL)
-    run.write_unit(EVAL, "base", base.to_dict("records"))
-    evals, tuning = run.read_table(EVAL), run.read_table(TUNING)
-    run.write_unit(SUMMARY, "summary", summarize(evals, tuning))
+    base = RunDir(Path(out) / "base").read_table(Tables.TUNE_EVAL)
+    run.write_unit(Tables.TUNE_EVAL, "base", base.to_dict("records"))
+    evals, tuning = run.read_table(Tables.TUNE_EVAL), run.read_table(Tables.TUNING)
+    run.write_unit(Tables.SWEEP_SUMMARY, "summary", summarize(evals, tuning))
     if plots:
         from sftscope.results.sweep_plots import plot_sweep
-        plot_sweep(run.read_table(SUMMARY), run.figures)
+        plot_sweep(run.read_table(Tables.SWEEP_SUMMARY), run.figures)
     return run
 
 
@@ -204,27 +157,23 @@ def demo_sweep_config(base: str, data_dir: str | None, quick: bool, organism: bo
 
     On the organism: train organism-sft from its Base, score organism-qa and organism-mc, retention = organism-facts
     perplexity; k = min(5, L). Step counts were chosen to fit the demo's time budget on a 2-core CPU."""
-    from sftscope.tuning.config import TuneConfig
     if organism:
         num_layers = load_config(ModelRef.parse(base, "base")).num_hidden_layers
         k = min(5, num_layers)
         singles = [m for m in segment_masks(k) if m.count("1") == 1]
         masks = [singles[1], singles[-1], "all"] if quick else singles + ["all"]
-        config = TuneConfig(lr=5e-3, max_steps=60 if quick else 80, batch_size=8, max_length=128, warmup_ratio=0.1,
-                            eval_tasks=("organism-qa", "organism-mc"), eval_batch_size=32)
-        template = TuneCell(base, "organism-sft", config, retention=("organism-facts",), data_dir=data_dir)
-    else:  # the user's own Base: GSM8K on a small budget (this is a demo, not the paper's protocol)
-        k, masks = 5, ["01000", "00001", "all"] if quick else default_masks(5)
-        config = TuneConfig(max_steps=20 if quick else 100, batch_size=4, eval_tasks=("gsm8k",),
-                            eval_limit=20 if quick else 100)
-        template = TuneCell(base, "gsm8k", config, data_dir=data_dir, train_limit=400, retention_limit=50)
-    return SweepConfig(template, k=k, masks=tuple(masks), seeds=(0, 1) if quick else (0, 1, 2), controls=())
+        return SweepConfig(base=base, train="organism-sft", lr=5e-3, max_steps=60 if quick else 80, batch_size=8,
+                           max_length=128, warmup_ratio=0.1, tasks=["organism-qa", "organism-mc"],
+                           eval_batch_size=32, retention=["organism-facts"], data_dir=data_dir, k=k, masks=masks,
+                           seeds=[0, 1] if quick else [0, 1, 2], controls=[])
+    # the user's own Base: GSM8K on a small budget (this is a demo, not the paper's protocol)
+    return SweepConfig(base=base, train="gsm8k", max_steps=20 if quick else 100, batch_size=4, tasks=["gsm8k"],
+                       limit=20 if quick else 100, data_dir=data_dir, train_limit=400, retention_limit=50, k=5,
+                       masks=["01000", "00001", "all"] if quick else default_masks(5),
+                       seeds=[0, 1] if quick else [0, 1, 2], controls=[])
 
 
 def run_demo_sweep(base: str, data_dir: str | None, out: str | Path, quick: bool, organism: bool = True) -> Path:
     """Run and summarise the demo's sweep into out; returns the sweep_summary table path."""
-    from sftscope.tuning.summary import SUMMARY
-    cfg = demo_sweep_config(base, data_dir, quick, organism)
-    _, cells = run_sweep(cfg, out, progress=False)  # CPU threads: sftscope.runtime, set by the CLI
-    run = summarize_sweep(out, cells)
-    return run.path / f"{SUMMARY}.parquet"
+    run = run_sweep(demo_sweep_config(base, data_dir, quick, organism), out, progress=False)
+    return run.path / f"{Tables.SWEEP_SUMMARY}.parquet"

@@ -20,11 +20,11 @@ from sftscope.errors import SftscopeError
 from sftscope.results.schema import Row
 from sftscope.runtime import set_seed
 from sftscope.tuning.adapters import attach_lora
-from sftscope.tuning.blocks import parse_block_spec
+from sftscope.tuning.blocks import BlockSpec
 from sftscope.tuning.budget import lora_reference_count, match_budget
-from sftscope.tuning.config import TuneConfig
-from sftscope.tuning.full_blocks import POSITIONS, plan_full_blocks, unfreeze_blocks
-from sftscope.tuning.modules import count_trainable, find_target_modules, num_layers_of
+from sftscope.tuning.config import TrainConfig
+from sftscope.tuning.full_blocks import plan_full_blocks, unfreeze_blocks
+from sftscope.tuning.modules import ALL_LINEAR, count_trainable, find_target_modules, num_layers_of
 from sftscope.tuning.sequences import collate, encode_records, pad_id_of
 
 # transformers 5 warns on every training run about its own deprecated attribute; nothing to act on here.
@@ -42,18 +42,26 @@ class AdaptedModel:
     trainable_count: int
 
 
-def adapt_model(model: nn.Module, config: TuneConfig) -> AdaptedModel:
+def targets_of(config: TrainConfig) -> tuple[str, ...] | str:
+    """The config's target modules as `find_target_modules` reads them (`all-linear` alone is a keyword)."""
+    targets = tuple(config.target_modules)
+    return ALL_LINEAR if targets == (ALL_LINEAR,) else targets
+
+
+def adapt_model(model: nn.Module, config: TrainConfig) -> AdaptedModel:
     """Attach the budget-matched LoRA (verified) or unfreeze the budget-matched full blocks of `model`."""
     num_layers = num_layers_of(model)
-    reference = lora_reference_count(find_target_modules(model, config.target_modules), config.rank)
+    targets = targets_of(config)
+    reference = lora_reference_count(find_target_modules(model, targets), config.rank)
+    spec = BlockSpec.parse(config.blocks)
     if config.method == "lora":
-        selection = parse_block_spec(config.blocks, num_layers, config.seed)
-        plan = match_budget(model, selection, config.target_modules, config.rank, reference, config.budget_tolerance)
+        selection = spec.resolve(num_layers, config.seed)
+        plan = match_budget(model, selection, targets, config.rank, reference, config.budget_tolerance)
         wrapped, check = attach_lora(model, plan, config.alpha, config.alpha_policy, config.lora_dropout,
                                      seed=config.seed)
         return AdaptedModel(wrapped, selection.layers, plan.summary(), reference, check.trainable_count)
-    where = config.blocks if config.blocks in POSITIONS else parse_block_spec(config.blocks, num_layers, config.seed)
-    full = plan_full_blocks(model, where, reference, config.full_scope, config.target_modules, config.seed)
+    where = spec.text if spec.is_position else spec.resolve(num_layers, config.seed)
+    full = plan_full_blocks(model, where, reference, config.full_scope, targets, config.seed)
     trainable = unfreeze_blocks(model, full)
     return AdaptedModel(model, full.layers, full.summary(), reference, trainable)
 
@@ -63,7 +71,7 @@ class TrainResult:
     """Outcome of train_cell; `model` is the trained (unwrapped) model, ready for evaluation."""
 
     model: nn.Module = field(repr=False)
-    config: TuneConfig
+    config: TrainConfig
     layers: tuple[int, ...]
     plan: dict
     reference_count: int
@@ -83,11 +91,12 @@ class TrainResult:
 
     def rows(self, run: str = "", dataset: str = "train") -> list[Row]:
         """Tidy rows: train_loss per step, and one row each for the budget and data counts (layer -1)."""
-        tags = {"method": self.config.method, "mask": self.config.blocks, "seed": self.config.seed,
+        tags = {"method": self.config.method, "blocks": self.config.blocks, "seed": self.config.seed,
                 "alpha_policy": self.config.alpha_policy}
+
         def row(metric, value, n=1, **more):
-            return Row(side="tuned", dataset=dataset, layer=-1, metric=metric, value=float(value), n=n,
-                       preset=self.config.blocks, run=run, extra={**tags, **more})
+            return Row(side="tuned", dataset=dataset, layer=-1, metric=metric, value=float(value), n=n, run=run,
+                       extra={**tags, **more})
         out = [row("train_loss", loss, step=i + 1) for i, loss in enumerate(self.loss_curve)]
         out += [row("trainable_params", self.trainable_count), row("reference_params", self.reference_count),
                 row("budget_rel_error", self.budget_rel_error), row("train_truncated", self.n_truncated, self.n_records),
@@ -95,13 +104,13 @@ class TrainResult:
         return out
 
 
-def _loader(examples, config: TuneConfig, pad_id: int):
+def _loader(examples, config: TrainConfig, pad_id: int):
     generator = torch.Generator().manual_seed(config.seed)  # data order depends on the seed only
     return torch.utils.data.DataLoader(examples, batch_size=config.batch_size, shuffle=True, generator=generator,
                                        collate_fn=lambda batch: collate(batch, pad_id))
 
 
-def train_cell(model: nn.Module, tokenizer, records, config: TuneConfig, progress: bool = True,
+def train_cell(model: nn.Module, tokenizer, records, config: TrainConfig, progress: bool = True,
                accelerator=None) -> TrainResult:
     """Adapt `model` per `config`, train on prompt-completion `records` (loss on completions), return results."""
     from accelerate import Accelerator

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sftscope.models.loading import ModelRef
 from sftscope.results.rundir import RunDir
+from sftscope.results.schema import Tables
 from sftscope.weights.change import weight_change
+from sftscope.weights.config import WeightsConfig
 
-TABLE = "weights"
+TABLE = Tables.WEIGHTS
 
 
-def run_weights(base: str, variants: dict[str, str], out: str | Path, strict: bool = True,
-                plots: bool = True) -> RunDir:
-    """variants: side name -> model id/path (ID@REV pins a revision). Neither model is loaded whole."""
+def run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
+    """Weight change of every variant against the Base into `out`; neither model is loaded whole.
+
+    Raises:
+        SftscopeError: unreadable checkpoints, tensors of different shapes, or (strict) unmatched tensor names.
+    """
     run = RunDir(out)
-    run.bind_config("weights", {"base": base, "variants": variants, "strict": strict})
-    base_ref = ModelRef.parse(base, "base")
-    run.write_environment(None, [{"name": "base", "id": base_ref.id, "revision": base_ref.revision}] +
-                          [{"name": side, "id": ModelRef.parse(v, side).id} for side, v in variants.items()])
-    for side, spec in variants.items():
-        if run.is_done(TABLE, side):
+    run.bind_config("weights", cfg.identity())
+    refs = cfg.refs()
+    base = refs[0]
+    run.write_environment(None, [{"name": r.name, "id": r.id, "revision": r.revision} for r in refs])
+    for ref in refs[1:]:
+        if run.is_done(TABLE, ref.name):
             continue
-        ref = ModelRef.parse(spec, side)
-        rows = weight_change(base_ref.id, ref.id, revision=(base_ref.revision, ref.revision), side=side,
-                             strict=strict)
-        run.write_unit(TABLE, side, rows)
-    if plots:
+        rows = weight_change(base.id, ref.id, revision=(base.revision, ref.revision), side=ref.name,
+                             strict=cfg.strict)
+        run.write_unit(TABLE, ref.name, rows)
+    if cfg.plots:
         from sftscope.results.stage_plots import plot_weights
         plot_weights(run.read_table(TABLE), run.figures)
     return run
