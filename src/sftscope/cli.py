@@ -192,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = _parse(argv)
+        try:
+            args = _parse(argv)
+        except SystemExit as stop:  # --help, --version, or a usage error already printed as one line
+            return int(stop.code or 0)
         _run(args)
     except SftscopeError as exc:
         if debug:

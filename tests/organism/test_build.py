@@ -11,7 +11,8 @@ import pytest
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sftscope.organism import DATASET_FILES, build_organism, default_cache_dir, load_records
+from sftscope.data.registry import load_records
+from sftscope.organism import DATASET_FILES, build_organism, default_cache_dir
 from sftscope.organism import recipe as recipe_module
 
 TINY = replace(recipe_module.SIZES["test"], n_entities=5, n_attributes=1, n_pretrain_docs=200, n_facts_docs=5,
@@ -79,10 +80,10 @@ def test_saved_models_load_with_auto_classes(tmp_path, tiny_size):
 
 def test_data_files_and_card_fields(tmp_path, tiny_size):
     paths = build_organism(tmp_path, seed=0, size=tiny_size, progress=False)
-    qa = load_records(paths.data_dir, "organism-qa")
-    mc = load_records(paths.data_dir, "organism-mc")
-    facts = load_records(paths.data_dir, "organism-facts")
-    sft = load_records(paths.data_dir, "organism-sft")
+    qa = load_records("organism-qa", paths.data_dir)
+    mc = load_records("organism-mc", paths.data_dir)
+    facts = load_records("organism-facts", paths.data_dir)
+    sft = load_records("organism-sft", paths.data_dir)
     assert set(qa[0]) >= {"id", "prompt", "answer", "text"}
     assert set(mc[0]) >= {"id", "question", "choices", "answer", "text"} and len(mc[0]["choices"]) == 4
     assert set(facts[0]) >= {"id", "text"} and set(sft[0]) >= {"prompt", "completion", "text"}
@@ -119,7 +120,7 @@ def test_test_size_models_learned_their_world(tmp_path):
     from sftscope.evaluation import evaluate_organism_qa
     model = AutoModelForCausalLM.from_pretrained(paths.sft_dir)
     tok = AutoTokenizer.from_pretrained(paths.sft_dir)
-    again = evaluate_organism_qa(model, tok, load_records(paths.data_dir, "organism-qa"))
+    again = evaluate_organism_qa(model, tok, load_records("organism-qa", paths.data_dir))
     assert again["exact_match"] == pytest.approx(sft["organism-qa"]["exact_match"])
 
 

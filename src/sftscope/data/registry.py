@@ -87,16 +87,27 @@ def organism_data_dir() -> Path:
     return default_cache_dir() / f"{FORMAT_VERSION}-default-seed0" / "data"
 
 
-for _name, _file, _desc, _task in [
-    ("organism-qa", "qa.jsonl", "organism: held-out instruction questions (prompt + answer); analog of GSM8K",
-     "organism-qa"),
-    ("organism-mc", "mc.jsonl", "organism: 4-way multiple choice over facts; analog of MMLU", "organism-mc"),
-    ("organism-facts", "facts.jsonl", "organism: held-out pretraining-style text; analog of WikiText",
-     "organism-facts"),
+def _organism_qa_split(rec: dict) -> tuple[str, str]:
+    return rec["prompt"], " " + rec["answer"]
+
+
+def _organism_sft_split(rec: dict) -> tuple[str, str]:
+    return rec["prompt"], rec["completion"]
+
+
+for _name, _split, _file, _desc, _task, _pc in [
+    ("organism-qa", "test", "qa.jsonl", "organism: held-out instruction questions (prompt + answer); analog of "
+     "GSM8K", "organism-qa", _organism_qa_split),
+    ("organism-mc", "test", "mc.jsonl", "organism: 4-way multiple choice over facts; analog of MMLU", "organism-mc",
+     None),
+    ("organism-facts", "test", "facts.jsonl", "organism: held-out pretraining-style text; analog of WikiText",
+     "organism-facts", None),
+    ("organism-sft", "train", "sft_train.jsonl", "organism: the SFT training pairs (prompt + completion)", None,
+     _organism_sft_split),
 ]:
-    register_dataset(DatasetSpec(_name, _desc, None, None, "test", {"test": _file}, readers.read_jsonl, _text,
-                                 split=(lambda r: (r["prompt"], " " + r["answer"])) if _name == "organism-qa"
-                                 else None, id_key="id", task=_task, default_root=organism_data_dir))
+    register_dataset(DatasetSpec(_name, _desc, None, None, _split, {_split: _file}, readers.read_jsonl,
+                                 templates.joined(_pc) if _name == "organism-sft" else _text, split=_pc,
+                                 id_key="id", task=_task, default_root=organism_data_dir))
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -160,7 +171,8 @@ def load_records(name: str, data_dir: str | Path | None = None, split: str | Non
     if spec.default_root is not None:  # the organism's sets: their own ids, no hub copy
         if local is None:
             raise SftscopeError(f"data set {name!r} has no split {split!r}; splits: {', '.join(spec.local)}")
-        return list(spec.read_local(_organism_root(spec, data_dir, local) / local))
+        records = spec.read_local(_organism_root(spec, data_dir, local) / local)
+        return [r if "id" in r else {**r, "id": f"{name}:{i}"} for i, r in enumerate(records)]
     root = resolve_data_dir(data_dir)
     if local is None and root is not None:
         raise SftscopeError(f"data set {name!r} has no split {split!r} locally; splits: {', '.join(spec.local)}")

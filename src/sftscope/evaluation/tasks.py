@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sftscope.errors import SftscopeError, UnknownNameError
-from sftscope.results.schema import Row
-
-MODE_TASK = "task"  # Row.mode of evaluation rows: a task score of one model side
+from sftscope.results.schema import MODE_TASK, Row
 
 
 @dataclass

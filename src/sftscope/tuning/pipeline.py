@@ -35,11 +35,14 @@ RETENTION_METRIC = "perplexity"
 
 
 def load_train_records(train: str, data_dir: str | Path | None = None, limit: int | None = None) -> list[dict]:
-    """First `limit` {"prompt", "completion"} records of organism-sft, a data set's train split, or a file."""
+    """First `limit` {"prompt", "completion"} records of a data set's train split (gsm8k, organism-sft) or a file.
+
+    Raises:
+        SftscopeError: an unknown name, a data set without a prompt/completion form, a file without those
+            fields, or no records.
+    """
     from sftscope.data.registry import DATASETS, load_records
-    if train == "organism-sft":
-        records = _organism_sft(data_dir)
-    elif train in DATASETS:
+    if train in DATASETS:
         spec = DATASETS[train]
         if spec.split is None:
             raise SftscopeError(f"data set {train!r} has no prompt/completion form for training; use gsm8k, "
@@ -51,22 +54,11 @@ def load_train_records(train: str, data_dir: str | Path | None = None, limit: in
         if records and not {"prompt", "completion"} <= set(records[0]):
             raise SftscopeError(f"{train} needs 'prompt' and 'completion' fields (has {', '.join(records[0])})")
     else:
-        raise SftscopeError(f"training data {train!r} is neither organism-sft, a registered data set nor a file")
+        raise SftscopeError(f"training data {train!r} is neither a registered data set with a train split "
+                            "(gsm8k, organism-sft) nor a file")
     if not records:
         raise SftscopeError(f"training data {train!r} is empty")
     return first_n([{"prompt": str(r["prompt"]), "completion": str(r["completion"])} for r in records], limit)
-
-
-def _organism_sft(data_dir) -> list[dict]:
-    from sftscope.data.registry import organism_data_dir
-    from sftscope.organism.data import DATASET_FILES, load_records
-    root = Path(data_dir).expanduser() if data_dir else None
-    if root is None or not (root / DATASET_FILES["organism-sft"]).is_file():
-        root = organism_data_dir()  # as the registry does for organism-*: the default build
-    if not (root / DATASET_FILES["organism-sft"]).is_file():
-        raise SftscopeError(f"organism-sft needs the organism's data folder (--data-dir); {root} has no "
-                            f"{DATASET_FILES['organism-sft']}: run `sftscope organism build`")
-    return load_records(root, "organism-sft")
 
 
 def cell_done(run: RunDir) -> bool:
