@@ -323,3 +323,15 @@ def test_unknown_model_type_falls_back_to_generic_names(tiny):
         assert (2, "attn_qkvo", "weight", "attn_qkvo_delta_fro") in rows and (2, "mlp", "weight", "mlp_delta_fro") in rows
     finally:
         model.config.model_type = "llama"
+
+
+def test_listing_shows_roles_and_default_targets():
+    from sftscope.listing import listing
+
+    import re
+
+    text = listing("architectures")
+    assert re.search(r"^gpt2 .* q_proj,k_proj,v_proj,o_proj -> attn\.c_attn attn\.c_proj$", text, re.M)
+    assert re.search(r"^phi3 +self_attn\.qkv_proj +q_proj\|k_proj\|v_proj +linear, gqa ", text, re.M)
+    assert re.search(r"^mixtral +mlp\.experts\.down_proj +down_proj +experts, no LoRA +"
+                     r"block_sparse_moe\.experts\.\{expert\}\.w2=down_proj$", text, re.M)
