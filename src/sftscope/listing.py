@@ -35,7 +35,8 @@ def _architectures() -> str:
     overview, inside = [], []
     for model_type, spec in ARCHITECTURES.items():
         lora = [p.path for p in spec.projections if p.lora]
-        default = resolve_targets(spec.lora_targets, lora, {p.path: p for p in spec.projections}, model_type)
+        default = resolve_targets(spec.lora_targets, lora, {p.path: p for p in spec.projections}, model_type,
+                                  default=spec.lora_targets)
         overview.append((model_type, spec.embed, spec.layers, spec.final_norm, spec.lm_head,
                          f"{','.join(spec.lora_targets)} -> {' '.join(default)}"))
         for p in spec.projections:

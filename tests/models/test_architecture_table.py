@@ -258,6 +258,7 @@ def test_default_targets_are_found_in_every_block_and_budgeted(arch, tiny):
     assert len(found) == len(set(m.name for m in found)), "a fused module is adapted once"
     hand = sum(RANK * _cost(block.get_submodule(p.path), p.layout) for block in blocks for p in holders)
     assert lora_reference_count(found, RANK) == hand
+    assert find_target_modules(model, ["default"]) == found == find_target_modules(model, ["attention"])
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -58,6 +58,7 @@ class Projection:
         than the loaded model; "{expert}" stands for an expert index (Mixtral files hold
         block_sparse_moe.experts.{expert}.w1/w3/w2 as separate [out, in] matrices that transformers 5 fuses
         into experts.gate_up_proj and experts.down_proj on load, and splits again on save).
+    Raises: ValueError on construction for an unknown role, layout or fuse.
     """
 
     path: str
@@ -148,10 +149,6 @@ class ArchSpec:
     norms: tuple[str, ...] = ()
     lora_targets: tuple[str, ...] = ATTENTION_ROLES
 
-    def holders(self, role: str) -> list[Projection]:
-        """The projections holding matrices of `role` (one for every role of the 14 built-in types)."""
-        return [p for p in self.projections if role in p.roles]
-
     def find(self, path: str) -> tuple[Projection, tuple[str, ...], int | None] | None:
         """(projection, roles held, expert index) of a tensor path below the block (without .weight/.bias),
         as named in the loaded model or in checkpoint files; None if the table does not list it."""
@@ -160,10 +157,6 @@ class ArchSpec:
             if found is not None:
                 return (projection, *found)
         return None
-
-    def role_paths(self) -> dict[str, tuple[str, ...]]:
-        """{role -> paths of the projections holding it}, roles in canonical order (for listings)."""
-        return {r: tuple(p.path for p in self.holders(r)) for r in ROLES if self.holders(r)}
 
 
 def _attention(prefix: str = "self_attn") -> tuple[Projection, ...]:

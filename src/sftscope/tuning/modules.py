@@ -2,6 +2,8 @@
 
 Targets resolve through the architecture table (sftscope.models.architectures), in this order:
   * `all-linear`: every linear module (nn.Linear, GPT-2 Conv1D) inside the blocks;
+  * `default`: the table entry's default LoRA targets (`ArchSpec.lora_targets`; q,k,v,o for every built-in
+    type and for types outside the table);
   * a group, `attention` (q_proj, k_proj, v_proj, o_proj) or `mlp` (gate_proj, up_proj, down_proj; the
     roles the architecture has): the modules holding those roles;
   * a role name (q_proj ... down_proj): the module holding that role; roles fused into one module map to
@@ -27,6 +29,7 @@ from sftscope.models.architectures import (ATTENTION_ROLES, ROLE_GROUPS, ROLES, 
 
 ATTENTION_QKVO = ATTENTION_ROLES
 ALL_LINEAR = "all-linear"
+DEFAULT_TARGETS = "default"
 _LAYER_LIST_NAMES = ("layers", "h", "blocks", "block", "decoder_layers")
 
 
@@ -99,16 +102,19 @@ def block_projections(spec: ArchSpec | None, paths: Iterable[str]) -> dict[str, 
 
 
 def resolve_targets(targets: str | Sequence[str], linear: Sequence[str], projections: Mapping[str, Projection],
-                    arch: str, other_modules: Sequence[str] = ()) -> list[str]:
+                    arch: str, other_modules: Sequence[str] = (),
+                    default: Sequence[str] = ATTENTION_ROLES) -> list[str]:
     """Paths (below a block, in `linear`'s order) of the linear modules that `targets` name.
 
     `linear`: the paths of the block's linear modules; `projections`: the table's projections of the block by
     path; `arch`: the model_type, for messages; `other_modules`: the block's other module paths, to say when a
-    name is a module but not a linear one. See the module docstring for the rules.
+    name is a module but not a linear one; `default`: what `default` stands for (the entry's lora_targets).
+    See the module docstring for the rules.
     Raises: SftscopeError for an empty list, an unknown name, an ambiguous name, a role the architecture lacks
     or keeps outside linear modules (Mixtral's stacked experts), and part of a fused module's roles.
     """
     wanted = [targets] if isinstance(targets, str) else list(targets)
+    wanted = [t for w in wanted for t in (default if w.strip() == DEFAULT_TARGETS else (w,))]
     if not wanted:
         raise SftscopeError("target_modules is empty; name modules like q_proj,v_proj or use all-linear")
     by_role: dict[str, set[str]] = {}   # path -> roles asked for
@@ -163,7 +169,7 @@ def _module_named(name: str, linear: Sequence[str], projections: Mapping[str, Pr
 def _vocabulary(linear: Sequence[str], projections: Mapping[str, Projection]) -> str:
     roles = [r for r in ROLES if any(r in p.roles for p in projections.values())]
     return (f"linear modules there: {', '.join(linear)}; roles: {', '.join(roles) or 'none known'}; groups: "
-            f"{', '.join(ROLE_GROUPS)}, {ALL_LINEAR}")
+            f"{', '.join(ROLE_GROUPS)}, {ALL_LINEAR}, {DEFAULT_TARGETS}")
 
 
 def find_target_modules(model: nn.Module, target_modules=ATTENTION_QKVO) -> list[TargetModule]:
@@ -183,7 +189,8 @@ def find_target_modules(model: nn.Module, target_modules=ATTENTION_QKVO) -> list
         linear = [path for path, module in modules.items() if path and linear_shape(module) is not None]
         projections = block_projections(spec, linear)
         others = [path for path in modules if path and path not in linear]
-        for path in resolve_targets(target_modules, linear, projections, arch, others):
+        default = spec.lora_targets if spec is not None else ATTENTION_ROLES
+        for path in resolve_targets(target_modules, linear, projections, arch, others, default):
             roles = projections[path].roles if path in projections else ()
             found.append(TargetModule(f"{prefix}.{index}.{path}", index, path.rsplit(".", 1)[-1],
                                       *linear_shape(modules[path]), path=path, roles=roles))
