@@ -336,3 +336,16 @@ def test_listing_shows_roles_and_default_targets():
     assert re.search(r"^phi3 +self_attn\.qkv_proj +q_proj\|k_proj\|v_proj +linear, gqa ", text, re.M)
     assert re.search(r"^mixtral +mlp\.experts\.down_proj +down_proj +experts, no LoRA +"
                      r"block_sparse_moe\.experts\.\{expert\}\.w2=down_proj$", text, re.M)
+
+
+def test_generic_matches_use_the_models_own_module_paths():
+    from sftscope.tuning.modules import block_projections, resolve_targets
+
+    paths = ["attention.q_proj", "attention.k_proj", "attn.c_proj", "mlp.c_proj", "fc1"]
+    found = block_projections(None, paths)
+    assert {p: found[p].roles for p in found} == {"attention.q_proj": ("q_proj",), "attention.k_proj": ("k_proj",),
+                                                  "attn.c_proj": ("o_proj",), "mlp.c_proj": ("down_proj",),
+                                                  "fc1": ("up_proj",)}
+    assert all(found[p].path == p for p in found)
+    assert resolve_targets(["attention"], paths, found, "custom") == ["attention.q_proj", "attention.k_proj",
+                                                                      "attn.c_proj"]

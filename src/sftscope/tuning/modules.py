@@ -18,7 +18,7 @@ Targets resolve through the architecture table (sftscope.models.architectures), 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -98,7 +98,9 @@ def block_projections(spec: ArchSpec | None, paths: Iterable[str]) -> dict[str, 
     if spec is not None:
         return {p.path: p for p in spec.projections}
     found = {path: generic_find(path) for path in paths}
-    return {path: hit[0] for path, hit in found.items() if hit is not None and hit[2] is None}
+    # re-keyed to this model's own path: a generic match may come from another entry's name ('q_proj' alone)
+    return {path: replace(hit[0], path=path, roles=hit[1], checkpoint=()) for path, hit in found.items()
+            if hit is not None and hit[2] is None}
 
 
 def resolve_targets(targets: str | Sequence[str], linear: Sequence[str], projections: Mapping[str, Projection],
@@ -132,11 +134,15 @@ def resolve_targets(targets: str | Sequence[str], linear: Sequence[str], project
             raise SftscopeError(f"{arch} blocks have no {target}; {_vocabulary(linear, projections)}")
         for role, found in holders.items():  # a group takes the roles the architecture has (GPT-2: no gate)
             for projection in found:
-                if projection.path not in linear:
+                if projection.path not in linear and not projection.lora:
                     raise SftscopeError(
                         f"{role} of {arch} is held by {projection.path} ({projection.layout}), which is not a linear "
                         f"module LoRA can adapt through target_modules; choose other targets "
                         f"({_vocabulary(linear, projections)})")
+                if projection.path not in linear:
+                    raise SftscopeError(
+                        f"the architecture table puts {role} of {arch} in {projection.path}, but the blocks have no "
+                        f"linear module there (another transformers version?); {_vocabulary(linear, projections)}")
                 by_role.setdefault(projection.path, set()).add(role)
     for path, asked in by_role.items():
         rest = [r for r in projections[path].roles if r not in asked]
