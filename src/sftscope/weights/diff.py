@@ -105,7 +105,7 @@ def _part_sums(d: torch.Tensor, x: torch.Tensor, split: Split | None, shape: tup
     def grouped(t: torch.Tensor) -> torch.Tensor:
         return torch.zeros(t.shape[0], n, dtype=t.dtype).index_add_(1, col_ids, t).reshape(-1)
     ids = (torch.arange(start, stop)[:, None] * n + torch.arange(n)).reshape(-1)
-    counts = grouped(torch.ones_like(x, dtype=torch.long))
+    counts = torch.bincount(col_ids, minlength=n).repeat(stop - start)
     return ids, grouped(d.square_()), grouped(x.square_()), counts
 
 
