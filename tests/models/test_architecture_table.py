@@ -4,6 +4,8 @@ forward passes of the transformers modules, so the table is checked against them
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -255,7 +257,7 @@ def test_default_targets_are_found_in_every_block_and_budgeted(arch, tiny):
     blocks = blocks_of(model)
     expected = [f"{prefix}.{i}.{p.path}" for i in range(len(blocks)) for p in spec.projections if p in holders]
     assert sorted(m.name for m in found) == sorted(expected)
-    assert len(found) == len(set(m.name for m in found)), "a fused module is adapted once"
+    assert len(found) == len({m.name for m in found}), "a fused module is adapted once"
     hand = sum(RANK * _cost(block.get_submodule(p.path), p.layout) for block in blocks for p in holders)
     assert lora_reference_count(found, RANK) == hand
     assert find_target_modules(model, ["default"]) == found == find_target_modules(model, ["attention"])
@@ -328,8 +330,6 @@ def test_unknown_model_type_falls_back_to_generic_names(tiny):
 
 def test_listing_shows_roles_and_default_targets():
     from sftscope.listing import listing
-
-    import re
 
     text = listing("architectures")
     assert re.search(r"^gpt2 .* q_proj,k_proj,v_proj,o_proj -> attn\.c_attn attn\.c_proj$", text, re.M)
