@@ -206,8 +206,9 @@ def test_missing_path_is_a_clear_error(tmp_path):
         weight_change(tmp_path, tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("split", [None, Split(axis=0, size=2, parts=("a", "b", "c")),
-                                   Split(axis=1, size=5, parts=("a", "b", "c"))])
+@pytest.mark.parametrize("split", [None, Split(axis=0, sizes=(2, 2, 2), parts=("a", "b", "c")),
+                                   Split(axis=1, sizes=(5, 5, 5), parts=("a", "b", "c")),
+                                   Split(axis=0, sizes=(6, 3, 3), parts=("a", "b", "c"))])   # uneven (GQA)
 def test_chunked_equals_one_shot(split):
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(12, 15, generator=gen), torch.randn(12, 15, generator=gen)
@@ -222,6 +223,25 @@ def test_chunked_equals_one_shot(split):
     elif split.axis == 1:
         assert one_shot["b"].fro == pytest.approx((y[:, 5:10].double() - x[:, 5:10].double()).norm().item())
         assert one_shot["b"].numel == 12 * 5
+    elif split.sizes[0] == 6:
+        assert one_shot["a"].fro == pytest.approx((y[:6].double() - x[:6].double()).norm().item())
+        assert one_shot["c"].fro == pytest.approx((y[9:].double() - x[9:].double()).norm().item())
+        assert one_shot["c"].numel == 3 * 15
+
+
+def test_stacked_experts_split_per_expert_and_role_in_sub_row_chunks():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 8, 5, generator=gen), torch.randn(3, 8, 5, generator=gen)   # [E, gate | up, in]
+    split = Split(axis=1, sizes=(4, 4), parts=("gate_proj", "up_proj"), experts=3)
+    read_x, read_y = (lambda a, b: x[a:b]), (lambda a, b: y[a:b])
+    for chunk in (10**6, 7):   # 7 < one expert's 40 values: each expert is compared in slices
+        dist = tensor_distance(read_x, read_y, (3, 8, 5), split, chunk_elements=chunk)
+        assert list(dist) == [f"experts.{e}.{p}" for e in range(3) for p in ("gate_proj", "up_proj")]
+        for e in range(3):
+            for p, rows in (("gate_proj", slice(0, 4)), ("up_proj", slice(4, 8))):
+                expected = (y[e, rows].double() - x[e, rows].double()).norm().item()
+                assert dist[f"experts.{e}.{p}"].fro == pytest.approx(expected, rel=1e-12)
+                assert dist[f"experts.{e}.{p}"].numel == 20
 
 
 def test_single_weight_file_and_bad_reference(tmp_path):

@@ -69,3 +69,45 @@ def test_neox_split_follows_the_per_head_layout_of_the_forward_pass():
 def test_neox_without_head_count_stays_fused():
     role = classify("gpt_neox.layers.0.attention.query_key_value.weight", (18, 6), None)
     assert role.module == "qkv" and role.split is None and "not split" in role.note
+
+
+PHI3 = {"model_type": "phi3", "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 32}
+
+
+def test_phi3_qkv_proj_splits_by_gqa_sizes_from_the_config():
+    role = classify("model.layers.0.self_attn.qkv_proj.weight", (64, 32), PHI3)
+    assert role.module == "qkv" and role.roles == ("q_proj", "k_proj", "v_proj")
+    assert role.split.axis == 0 and role.split.sizes == (32, 16, 16)   # 4 query heads, 2 kv heads of 8 dims
+    assert role.split.part_ids(0, 64).tolist() == [0] * 32 + [1] * 16 + [2] * 16
+    gate_up = classify("model.layers.0.mlp.gate_up_proj.weight", (128, 32), PHI3)
+    assert gate_up.module == "gate_up" and gate_up.split.sizes == (64, 64)
+    assert gate_up.split.parts == ("gate_proj", "up_proj")
+
+
+def test_gqa_split_without_head_counts_stays_fused_and_counted():
+    role = classify("model.layers.0.self_attn.qkv_proj.weight", (64, 32), None)
+    assert role.split is None and "not split" in role.note and role.roles == ("q_proj", "k_proj", "v_proj")
+
+
+@pytest.mark.parametrize("config", [{"model_type": "mixtral"}, None])
+def test_mixtral_checkpoint_expert_names_map_to_roles(config):
+    for leaf, module in (("w1", "gate_proj"), ("w3", "up_proj"), ("w2", "down_proj")):
+        role = classify(f"model.layers.2.block_sparse_moe.experts.5.{leaf}.weight", (64, 32), config)
+        assert (role.block, role.module, role.expert, role.label) == (2, module, 5, f"experts.5.{module}")
+    router = classify("model.layers.2.block_sparse_moe.gate.weight", (8, 32), config)
+    assert router.module == "router" and router.roles == ("router",)
+
+
+def test_mixtral_stacked_experts_split_per_expert_and_role():
+    role = classify("model.layers.0.mlp.experts.gate_up_proj", (2, 128, 32), {"model_type": "mixtral"})
+    assert role.param == "weight" and role.split.axis == 1 and role.split.sizes == (64, 64)
+    assert role.split.labels == ("experts.0.gate_proj", "experts.0.up_proj", "experts.1.gate_proj",
+                                 "experts.1.up_proj")
+    down = classify("model.layers.0.mlp.experts.down_proj", (2, 32, 64), {"model_type": "mixtral"})
+    assert down.split.labels == ("experts.0.down_proj", "experts.1.down_proj")
+
+
+def test_ambiguous_bare_name_gets_no_role():
+    """'c_proj' without its parent is GPT-2's attention output or its MLP down projection: no guess."""
+    role = classify("h.0.c_proj.weight", (4, 4))
+    assert role.module == "c_proj" and role.roles == ()

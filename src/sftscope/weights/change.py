@@ -4,9 +4,11 @@ Metrics (value column; n = number of compared parameters):
   weight_delta_fro     ||W_sft - W_base||_F of one tensor (or one part of a fused tensor)
   weight_delta_rel     weight_delta_fro / ||W_base||_F
   attn_qkvo_delta_fro  per block: sum of the Frobenius distances of the q, k, v, o weight matrices (the paper's
-                       per-layer attention change; biases excluded)
+                       per-layer attention change; biases excluded); each part of a fused tensor (GPT-2 c_attn,
+                       GPT-NeoX query_key_value, Phi-3 qkv_proj) is one matrix
   attn_qkvo_delta_rel  attn_qkvo_delta_fro / (sum of the four ||W_base||_F): the ratio of the reported sum
-  mlp_delta_fro/_rel   the same over the gate, up, down weight matrices
+  mlp_delta_fro/_rel   the same over the gate, up, down weight matrices (fused gate_up parts and every expert's
+                       matrices of a mixture of experts included; the router excluded)
   block_delta_fro/_rel every parameter of the block as one vector: sqrt(sum ||dW||_F^2) / sqrt(sum ||W_base||_F^2)
 Layers: 0 = embeddings, l = block l (1..L, the block whose output is representation layer l), L+1 = final
 norm and LM head, -1 = other tensors.
@@ -76,16 +78,20 @@ def _rel_row(e: _Entry, n_blocks: int, side: str) -> Row:
 
 
 def _block_rows(entries: list[_Entry], layer: int, side: str) -> list[Row]:
-    """Per-block sums: attention q,k,v,o and MLP weight matrices (sum of norms), whole block (one vector)."""
+    """Per-block sums: attention q,k,v,o and MLP weight matrices (sum of norms), whole block (one vector).
+
+    A matrix counts in a sum when every role it holds belongs to the group: every part of a split fused tensor
+    and every expert's matrix is one matrix; a fused tensor left unsplit counts as one (with a note)."""
     rows: list[Row] = []
-    for name, roles in (("attn_qkvo", ATTN_ROLES + ("qkv",)), ("mlp", MLP_ROLES)):
-        chosen = [e for e in entries if e.module in roles and e.role.param == "weight"]
+    for name, roles in (("attn_qkvo", ATTN_ROLES), ("mlp", MLP_ROLES)):
+        chosen = [e for e in entries if e.roles and set(e.roles) <= set(roles) and e.role.param == "weight"]
         if not chosen:
             continue
         delta = sum(e.dist.fro for e in chosen)
         base = sum(e.dist.base_norm for e in chosen)
         numel = sum(e.dist.numel for e in chosen)
-        note = "fused qkv counted as one matrix" if any(e.module == "qkv" for e in chosen) else ""
+        fused = sorted({e.module for e in chosen if len(e.roles) > 1})
+        note = f"fused {', '.join(fused)} counted as one matrix" if fused else ""
         extra = _extra(name, "weight", ",".join(sorted({e.tensor for e in chosen})), numel, base, "block", note)
         rows.append(Row(side, "", layer, f"{name}_delta_fro", delta, numel, mode=MODE_ALIGNMENT, extra=extra))
         rows.append(Row(side, "", layer, f"{name}_delta_rel", relative(delta, base), numel, mode=MODE_ALIGNMENT,

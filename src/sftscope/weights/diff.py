@@ -51,38 +51,62 @@ def tensor_distance(base: RowReader, sft: RowReader, shape: tuple[int, ...], spl
                     chunk_elements: int = 2**20) -> dict[str, Distance]:
     """Distances of one tensor of `shape`, read in row chunks of about `chunk_elements`; one entry per split part.
 
-    The difference is taken in float64 after upcasting each chunk (exact for float32/bf16/fp16 storage), so
-    a tensor against itself gives exactly 0 and mixed storage dtypes compare by value.
+    Keys: the split's part labels (`Split.labels`), or "" for an unsplit tensor. A row (index along axis 0)
+    longer than `chunk_elements` (one expert of a stacked [E, out, in] tensor) is read whole in its storage
+    dtype and compared `chunk_elements` values at a time. The difference is taken in float64 after upcasting
+    each chunk (exact for float32/bf16/fp16 storage), so a tensor against itself gives exactly 0 and mixed
+    storage dtypes compare by value.
     """
     rows = shape[0] if shape else 1
     per_row = math.prod(shape[1:]) if len(shape) > 1 else 1
     step = max(1, chunk_elements // max(per_row, 1))
-    parts = split.parts if split else ("",)
-    delta_sq = torch.zeros(len(parts), dtype=torch.float64)
-    base_sq = torch.zeros(len(parts), dtype=torch.float64)
-    numel = torch.zeros(len(parts), dtype=torch.long)
+    col_step = max(1, min(per_row, chunk_elements))
+    labels = split.labels if split else ("",)
+    delta_sq = torch.zeros(len(labels), dtype=torch.float64)
+    base_sq = torch.zeros(len(labels), dtype=torch.float64)
+    numel = torch.zeros(len(labels), dtype=torch.long)
     for start in range(0, rows, step):
         stop = min(rows, start + step)
-        # copy=True: the in-place ops below must never touch a caller's (already float64) tensor
-        x = base(start, stop).to(torch.float64, copy=True).reshape(stop - start, -1)
-        y = sft(start, stop).to(device=x.device, dtype=torch.float64, copy=True).reshape(stop - start, -1)
-        d = y.sub_(x)  # in place: two float64 chunks alive at a time
-        if split is None:  # a dot product is one pass with no squared temporary
-            ids, counts = torch.zeros(1, dtype=torch.long), torch.tensor([d.numel()])
-            d2 = torch.dot(d.view(-1), d.view(-1)).reshape(1)
-            b2 = torch.dot(x.view(-1), x.view(-1)).reshape(1)
-        elif split.axis == 0:  # parts interleave along rows (GPT-NeoX per-head qkv, 1-D biases)
-            ids = split.part_ids(start, stop)
-            d2, b2 = d.square_().sum(1), x.square_().sum(1)
-            counts = torch.full((stop - start,), x.shape[1], dtype=torch.long)
-        else:  # parts are column blocks (GPT-2 Conv1D [in, 3*out])
-            ids = split.part_ids(0, x.shape[1])
-            d2, b2 = d.square_().sum(0), x.square_().sum(0)
-            counts = torch.full((x.shape[1],), stop - start, dtype=torch.long)
-        delta_sq.index_add_(0, ids, d2.cpu())
-        base_sq.index_add_(0, ids, b2.cpu())
-        numel.index_add_(0, ids, counts)
-    return {p: Distance(float(delta_sq[i]), float(base_sq[i]), int(numel[i])) for i, p in enumerate(parts)}
+        raw_x, raw_y = base(start, stop).reshape(stop - start, -1), sft(start, stop).reshape(stop - start, -1)
+        for col in range(0, per_row, col_step):
+            cols = slice(col, min(per_row, col + col_step))
+            # copy=True: the in-place ops below must never touch a caller's (already float64) tensor
+            x = raw_x[:, cols].to(torch.float64, copy=True)
+            y = raw_y[:, cols].to(device=x.device, dtype=torch.float64, copy=True)
+            d = y.sub_(x)  # in place: two float64 chunks alive at a time
+            ids, d2, b2, counts = _part_sums(d, x, split, shape, start, stop, cols)
+            delta_sq.index_add_(0, ids, d2.cpu())
+            base_sq.index_add_(0, ids, b2.cpu())
+            numel.index_add_(0, ids, counts)
+    return {p: Distance(float(delta_sq[i]), float(base_sq[i]), int(numel[i])) for i, p in enumerate(labels)}
+
+
+def _part_sums(d: torch.Tensor, x: torch.Tensor, split: Split | None, shape: tuple[int, ...], start: int,
+               stop: int, cols: slice) -> tuple[torch.Tensor, ...]:
+    """(part ids, sum of d^2, sum of x^2, element counts) of one chunk d, x [rows, columns] (x, d overwritten).
+
+    Rows are indices start..stop-1 along axis 0; columns the flattened trailing axes cols.start..cols.stop-1.
+    """
+    if split is None:  # a dot product is one pass with no squared temporary
+        ids, counts = torch.zeros(1, dtype=torch.long), torch.tensor([d.numel()])
+        return ids, torch.dot(d.view(-1), d.view(-1)).reshape(1), torch.dot(x.view(-1), x.view(-1)).reshape(1), counts
+    if split.axis == 0:  # parts interleave along rows (GPT-NeoX per-head qkv, Phi-3 qkv_proj, 1-D biases)
+        ids = split.part_ids(start, stop)
+        counts = torch.full((stop - start,), x.shape[1], dtype=torch.long)
+        return ids, d.square_().sum(1), x.square_().sum(1), counts
+    # parts lie along a later axis: index along it of flattened column j is (j // inner) % shape[axis]
+    inner = math.prod(shape[split.axis + 1:])
+    col_ids = split.run_of(torch.arange(cols.start, cols.stop) // inner % shape[split.axis])
+    if not split.experts:  # column blocks (GPT-2 Conv1D [in, 3*out])
+        counts = torch.full((x.shape[1],), stop - start, dtype=torch.long)
+        return col_ids, d.square_().sum(0), x.square_().sum(0), counts
+    # stacked experts [E, out, in]: part = expert * len(parts) + run
+    n = len(split.parts)
+    def grouped(t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(t.shape[0], n, dtype=t.dtype).index_add_(1, col_ids, t).reshape(-1)
+    ids = (torch.arange(start, stop)[:, None] * n + torch.arange(n)).reshape(-1)
+    counts = torch.bincount(col_ids, minlength=n).repeat(stop - start)
+    return ids, grouped(d.square_()), grouped(x.square_()), counts
 
 
 @dataclass
@@ -90,11 +114,12 @@ class _Entry:
     """One compared tensor part with its place in the model."""
 
     role: TensorRole
-    module: str
+    module: str                 # row name: role, fused label, experts.{e}.{role}, norm name ...
     tensor: str
     dist: Distance
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    roles: tuple[str, ...] = ()  # projection roles this part holds (one for a split part)
 
 
 def _canonical_map(source: TensorSource) -> tuple[dict[str, str], str]:
@@ -149,8 +174,11 @@ def compare_sources(base: TensorSource, sft: TensorSource, progress: bool = True
         with base.open(b) as read_base, sft.open(s) as read_sft:
             parts = tensor_distance(read_base, read_sft, base.shapes[b], role.split, chunk_elements)
         note = "; ".join(n for n in (role.note, head_notes.get(canon, "")) if n)
-        for part, dist in parts.items():
-            entries.append(_Entry(role, part or role.module, b, dist, note))
+        if role.split is None:
+            entries.append(_Entry(role, role.label, b, parts[""], note, roles=role.roles))
+        else:
+            for label, part_role in zip(role.split.labels, role.split.label_roles):
+                entries.append(_Entry(role, label, b, parts[label], note, roles=(part_role,)))
     blocks = [e.role.block for e in entries if e.role.block is not None]
     if not blocks:
         raise SftscopeError(f"no transformer blocks recognised in the tensor names of {base.description} "

@@ -1,80 +1,119 @@
-"""Tensor names -> (block, module, parameter): one table for llama/mistral/qwen2/olmo2/gemma2, gpt2, gpt_neox.
+"""Tensor names -> (block, role, parameter, split), read from the architecture table (models/architectures.py).
 
 A checkpoint tensor is classified by its *canonical* name: the stored name with wrapper prefixes removed
 ("model.", "transformer.", "gpt_neox.", "base_model.model." ...), so that a `LlamaForCausalLM` file matches a
-`LlamaModel` file and a GPT-2 "transformer.h.3..." name matches "h.3...".
+`LlamaModel` file and a GPT-2 "transformer.h.3..." name matches "h.3...". The part below the block
+("self_attn.qkv_proj", "block_sparse_moe.experts.3.w1") is looked up in the table entry of the config's
+model_type; for a model_type outside the table (or no config, e.g. a bare state dict) every entry of the table
+is tried and a name is accepted only where all entries agree on its meaning (`generic_find`).
 
-Projections get role names shared by every architecture so the per-block attention sum is defined everywhere:
-q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj. Norms keep the architecture's own name
+Projections get role names shared by every architecture so the per-block attention and MLP sums are defined
+everywhere: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj (and router for a mixture-of-experts
+gate). Fused tensors (GPT-2 c_attn, GPT-NeoX query_key_value, Phi-3 qkv_proj and gate_up_proj, Mixtral's stacked
+experts) are split into one part per matrix (`Split`). Norms keep the architecture's own name
 (input_layernorm, post_attention_layernorm, pre_/post_feedforward_layernorm, q_norm, k_norm, ln_1, ln_2),
 because the same name means different positions in different families (Gemma2's post_attention_layernorm
-follows attention; Llama's precedes the MLP). Fused projections are split into row/column parts (`Split`).
+follows attention; Llama's precedes the MLP).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
 import torch
 
+from sftscope.models.architectures import (ARCHITECTURES, ATTENTION_ROLES, MLP_ROLES, Projection, generic_find,
+                                           spec_for_config)
+
 # Wrapper prefixes stripped (repeatedly) before matching; longest first.
 _PREFIXES = ("base_model.model.", "model.language_model.", "language_model.model.", "language_model.",
              "model.decoder.", "transformer.", "gpt_neox.", "model.")
-_BLOCK = re.compile(r"^(?:layers|h|blocks|decoder\.layers)\.(\d+)\.(.+)\.(weight|bias)$")
-_TOP = re.compile(r"^(.+)\.(weight|bias)$")
-
-# Leaf module name (optionally qualified by its parent) -> role name inside a block.
-_BLOCK_ROLES = {
-    "q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "o_proj": "o_proj",
-    "attention.dense": "o_proj", "attn.c_proj": "o_proj",                     # gpt_neox, gpt2
-    "gate_proj": "gate_proj", "up_proj": "up_proj", "down_proj": "down_proj",
-    "c_fc": "up_proj", "mlp.c_proj": "down_proj",                             # gpt2
-    "dense_h_to_4h": "up_proj", "dense_4h_to_h": "down_proj",                 # gpt_neox
-    "fc1": "up_proj", "fc2": "down_proj",
-}
-_TOP_ROLES = {
-    "embed_tokens": ("embed_tokens", "embedding"), "wte": ("embed_tokens", "embedding"),
-    "embed_in": ("embed_tokens", "embedding"), "wpe": ("embed_positions", "embedding"),
-    "embed_positions": ("embed_positions", "embedding"),
-    "norm": ("final_norm", "final"), "ln_f": ("final_norm", "final"), "final_layer_norm": ("final_norm", "final"),
-    "final_layernorm": ("final_norm", "final"),
-    "lm_head": ("lm_head", "final"), "embed_out": ("lm_head", "final"),
-}
+_BLOCK = re.compile(r"^(?:layers|h|blocks|decoder\.layers)\.(\d+)\.(.+)$")
+_PARAM = re.compile(r"^(.+)\.(weight|bias)$")
+# Top-level names outside the table's embed / final_norm / lm_head paths.
+_TOP_EXTRA = {"wpe": ("embed_positions", "embedding"), "embed_positions": ("embed_positions", "embedding"),
+              "final_layernorm": ("final_norm", "final")}
 # Buffers some checkpoints store beside the parameters (causal masks, rotary tables): never compared.
 _BUFFERS = re.compile(r"(^|\.)(attn\.bias|attn\.masked_bias|attention\.bias|attention\.masked_bias)$|inv_freq$")
-ATTN_ROLES = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_ROLES = ("gate_proj", "up_proj", "down_proj")
+ATTN_ROLES = ATTENTION_ROLES
+__all__ = ["ATTN_ROLES", "MLP_ROLES", "Split", "TensorRole", "canonical_name", "classify", "is_buffer"]
 
 
 @dataclass(frozen=True)
 class Split:
-    """How a fused tensor splits into named parts: element index along `axis` -> part `(index // size) % n`.
+    """How a fused tensor's elements split into parts, one part per matrix it holds.
 
-    GPT-2 c_attn (Conv1D, stored [in, 3*out]): axis 1, size = out, parts q, k, v.
-    GPT-NeoX query_key_value (Linear, [3*hidden, hidden], rows laid out per head as [H, 3, head_dim]):
-    axis 0, size = head_dim, parts q, k, v (weight.view(H, 3, head_dim, hidden)[:, j] is part j).
+    Along `axis`, indices run through consecutive runs of `sizes` elements, run i holding role `parts[i]`, and
+    the pattern repeats with period sum(sizes). `experts` > 0: axis 0 stacks that many experts and every
+    (expert, role) is its own part, labelled "experts.{e}.{role}", expert-major.
+
+    GPT-2 c_attn (Conv1D [in, 3*d]): axis 1, sizes (d, d, d), parts q, k, v.
+    Phi-3 qkv_proj ([(H + 2*K)*hd, d]): axis 0, sizes (H*hd, K*hd, K*hd) (GQA: K key/value heads).
+    GPT-NeoX query_key_value ([3*H*hd, d], rows laid out per head as [H, 3, hd]): axis 0, sizes (hd, hd, hd).
+    Mixtral experts.gate_up_proj ([E, 2*I, d]): axis 1, sizes (I, I), parts gate, up, experts E.
     """
 
     axis: int
-    size: int
+    sizes: tuple[int, ...]
     parts: tuple[str, ...]
+    experts: int = 0
+
+    def __post_init__(self):
+        if len(self.sizes) != len(self.parts) or min(self.sizes, default=0) < 1:
+            raise ValueError(f"Split needs one positive size per part, got sizes {self.sizes} for {self.parts}")
+        if self.experts and self.axis == 0:
+            raise ValueError("with stacked experts on axis 0 the parts must lie along another axis")
+
+    @property
+    def period(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Name of every part, in part-index order: the roles, or experts.{e}.{role} for stacked experts."""
+        if not self.experts:
+            return self.parts
+        return tuple(f"experts.{e}.{p}" for e, p in itertools.product(range(self.experts), self.parts))
+
+    @property
+    def label_roles(self) -> tuple[str, ...]:
+        """Role of every part, aligned with `labels`."""
+        return self.parts * max(1, self.experts)
 
     def part_ids(self, start: int, stop: int) -> torch.Tensor:
-        """Part index of each element index start..stop-1 along `axis`: LongTensor [stop - start]."""
-        return (torch.arange(start, stop) // self.size) % len(self.parts)
+        """Run index (into `parts`) of each index start..stop-1 along `axis`: LongTensor [stop - start]."""
+        return self.run_of(torch.arange(start, stop))
+
+    def run_of(self, index: torch.Tensor) -> torch.Tensor:
+        """Run index (into `parts`) of each index along `axis` in the LongTensor `index` (same shape)."""
+        bounds = torch.tensor(list(itertools.accumulate(self.sizes))[:-1], dtype=torch.long)
+        return torch.bucketize(index % self.period, bounds, right=True)
 
 
 @dataclass(frozen=True)
 class TensorRole:
-    """Where a tensor lives: block index (0-based; None outside blocks), region, role name, parameter kind."""
+    """Where a tensor lives: block index (0-based; None outside blocks), region, name, parameter kind.
+
+    `module` is a role name ("q_proj"), a fused tensor's label ("qkv", "gate_up"), a norm's own name
+    ("input_layernorm") or a top-level name ("embed_tokens"); `roles` the projection roles the tensor holds
+    (empty for norms and everything else); `expert` the expert index of one expert's matrix in a checkpoint file.
+    """
 
     block: int | None
     region: str          # "block", "embedding", "final", "other"
-    module: str          # role name ("q_proj", "input_layernorm", "embed_tokens", "qkv" ...)
+    module: str
     param: str           # "weight" or "bias"
     split: Split | None = None
     note: str = ""
+    roles: tuple[str, ...] = ()
+    expert: int | None = None
+
+    @property
+    def label(self) -> str:
+        """Row name of the unsplit tensor: `module`, or experts.{e}.{module} for one expert's matrix."""
+        return self.module if self.expert is None else f"experts.{self.expert}.{self.module}"
 
 
 def canonical_name(name: str) -> str:
@@ -94,34 +133,59 @@ def is_buffer(name: str) -> bool:
     return bool(_BUFFERS.search(canonical_name(name).removesuffix(".weight")))
 
 
+def _top_roles() -> dict[str, tuple[str, str]]:
+    """Canonical top-level path -> (name, region), from the table's embed / final_norm / lm_head paths."""
+    roles = dict(_TOP_EXTRA)
+    for spec in ARCHITECTURES.values():
+        for paths, value in ((spec.embed, ("embed_tokens", "embedding")), (spec.final_norm, ("final_norm", "final")),
+                             (spec.lm_head, ("lm_head", "final"))):
+            for path in paths.split("|"):
+                roles.setdefault(canonical_name(path + ".weight").removesuffix(".weight"), value)
+    return roles
+
+
 def classify(name: str, shape: tuple[int, ...], config: dict | None = None) -> TensorRole:
-    """Role of one stored tensor `name` of `shape`; `config` (config.json as a dict) enables fused-qkv splits."""
+    """Role of one stored tensor `name` of `shape`.
+
+    `config` (config.json as a dict) selects the table entry by its model_type and gives the head counts that
+    GQA and per-head fused splits need (num_attention_heads, num_key_value_heads, head_dim or hidden_size);
+    without them such a tensor is reported unsplit, with a note. Parameters stored without a .weight/.bias
+    suffix (Mixtral's stacked experts.gate_up_proj) count as weights.
+    """
     canon = canonical_name(name)
     match = _BLOCK.match(canon)
     if match is None:
-        top = _TOP.match(canon)
+        top = _PARAM.match(canon)
         path, param = (top.group(1), top.group(2)) if top else (canon, "weight")
-        module, region = _TOP_ROLES.get(path, (path, "other"))
+        module, region = _top_roles().get(path, (path, "other"))
         return TensorRole(None, region, module, param)
-    block, path, param = int(match.group(1)), match.group(2), match.group(3)
-    leaf = path.rsplit(".", 1)[-1]
-    qualified = ".".join(path.split(".")[-2:])
-    if leaf == "c_attn":  # GPT-2 Conv1D: columns are [q | k | v]
-        out = shape[-1] // 3
-        split = Split(axis=len(shape) - 1, size=out, parts=("q_proj", "k_proj", "v_proj"))
-        return TensorRole(block, "block", "qkv", param, split, note="split from fused c_attn")
-    if leaf == "query_key_value":
-        return _neox_qkv(block, param, shape, config)
-    role = _BLOCK_ROLES.get(qualified) or _BLOCK_ROLES.get(leaf) or leaf
-    return TensorRole(block, "block", role, param)
+    block, rest = int(match.group(1)), match.group(2)
+    suffixed = _PARAM.match(rest)
+    path, param = (suffixed.group(1), suffixed.group(2)) if suffixed else (rest, "weight")
+    spec = spec_for_config(config)
+    found = (spec.find(path) if spec is not None else None) or generic_find(path)
+    if found is None:  # norms and anything the table does not list keep their own name
+        return TensorRole(block, "block", path.rsplit(".", 1)[-1], param)
+    projection, roles, expert = found
+    stacked = projection.layout == "experts" and expert is None
+    if len(roles) == 1 and not stacked:
+        return TensorRole(block, "block", roles[0], param, roles=roles, expert=expert)
+    return _fused(block, param, shape, config, projection, stacked)
 
 
-def _neox_qkv(block: int, param: str, shape: tuple[int, ...], config: dict | None) -> TensorRole:
-    """GPT-NeoX fused qkv: split per head when the head count is known, else report fused 'qkv'."""
-    heads = (config or {}).get("num_attention_heads")
-    if heads and shape[0] % (3 * heads) == 0:
-        head_dim = shape[0] // (3 * heads)
-        return TensorRole(block, "block", "qkv", param, Split(axis=0, size=head_dim,
-                          parts=("q_proj", "k_proj", "v_proj")), note="split per head from query_key_value")
-    return TensorRole(block, "block", "qkv", param,
-                      note="fused query_key_value not split (num_attention_heads unknown)")
+def _fused(block: int, param: str, shape: tuple[int, ...], config: dict | None, projection: Projection,
+           stacked: bool) -> TensorRole:
+    """A tensor holding several matrices (fused roles and/or stacked experts), split if its layout is known."""
+    leaf = projection.path.rsplit(".", 1)[-1]
+    axis = projection.out_axis(param, len(shape))
+    sizes = projection.role_sizes(shape[axis], config) if 0 <= axis < len(shape) else None
+    if sizes is None or (stacked and axis == 0):
+        return TensorRole(block, "block", projection.label, param, roles=projection.roles,
+                          note=f"fused {leaf} not split (num_attention_heads / num_key_value_heads unknown or "
+                               f"not matching its {list(shape)} shape)")
+    split = Split(axis, sizes, projection.roles, experts=shape[0] if stacked else 0)
+    if stacked:
+        note = f"split per expert from {leaf}"
+    else:
+        note = f"split per head from {leaf}" if projection.fuse == "per_head" else f"split from fused {leaf}"
+    return TensorRole(block, "block", projection.label, param, split, note=note, roles=projection.roles)
