@@ -16,7 +16,7 @@ from sftscope.errors import SftscopeError
 from sftscope.models.architectures import (ARCHITECTURES, ATTENTION_ROLES, MLP_ROLES, ROUTER, ModelParts,
                                            resolve_path)
 from sftscope.models.loading import LoadedModel, ModelRef
-from sftscope.tuning import TuneConfig, adapt_model
+from sftscope.tuning import TrainConfig, adapt_model
 from sftscope.tuning.adapters import attach_lora
 from sftscope.tuning.blocks import parse_block_spec
 from sftscope.tuning.budget import lora_reference_count, match_budget
@@ -309,7 +309,7 @@ def test_gpt2_attention_only_lora():
     per_block = RANK * ((d + 3 * d) + (d + d))   # c_attn [d -> 3d], attn.c_proj [d -> d]
     assert per_block == 1536
     for targets in (("c_attn", "attn.c_proj"), ("q_proj", "k_proj", "v_proj", "o_proj"), ("attention",)):
-        adapted = adapt_model(build_tiny("gpt2"), TuneConfig(target_modules=targets, rank=RANK))
+        adapted = adapt_model(build_tiny("gpt2"), TrainConfig(target_modules=list(targets), rank=RANK))
         assert adapted.trainable_count == adapted.reference_count == blocks * per_block
     with pytest.raises(SftscopeError, match=r"ambiguous.*attn\.c_proj \(o_proj\), mlp\.c_proj \(down_proj\)"):
         find_target_modules(build_tiny("gpt2"), ["c_attn", "c_proj"])

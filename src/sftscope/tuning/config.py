@@ -26,7 +26,7 @@ Control = Literal["lora-early", "lora-late", "lora-random", "lora-random-layers"
                   "full-late", "full-random", "full-random-layers"]
 METHODS, ALPHA_POLICIES, SCOPES = get_args(Method), get_args(AlphaPolicy), get_args(FullScope)
 SCHEDULERS, PRECISIONS, CONTROLS = get_args(Scheduler), get_args(Precision), get_args(Control)
-ATTENTION_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+DEFAULT_TARGETS = ["default"]  # the architecture table's default LoRA targets: attention q, k, v, o
 DEFAULT_CONTROLS = ["lora-early", "lora-late", "lora-random", "full-early", "full-middle", "full-late", "full-random"]
 DEFAULT_TASKS = ["gsm8k"]
 DEFAULT_RETENTION = ["ppl:ifeval", "ppl:mt_bench"]
@@ -40,9 +40,10 @@ class TrainingOptions(StageConfig):
     alpha: float = option(16.0, "LoRA alpha of the reference (see --alpha-policy)")
     alpha_policy: AlphaPolicy = option("constant-scale", "constant-scale: alpha/r fixed for every module and "
                                                          "mask; rslora: alpha/sqrt(r); fixed: the paper's alpha")
-    target_modules: list[str] = option(factory=lambda: list(ATTENTION_TARGETS),
-                                       help="modules adapted in each block: roles (q_proj,k_proj,v_proj,o_proj, "
-                                            "gate_proj,up_proj,down_proj), qualified paths, or all-linear")
+    target_modules: list[str] = option(factory=lambda: list(DEFAULT_TARGETS),
+                                       help="modules adapted in each block: default (the architecture's q,k,v,o; "
+                                            "sftscope ls architectures), roles (q_proj ... down_proj), groups "
+                                            "(attention, mlp), paths inside the block (attn.c_proj), or all-linear")
     lora_dropout: float = option(0.0, "LoRA dropout")
     budget_tolerance: float = option(0.005, "largest allowed relative gap to the reference budget")
     full_scope: FullScope = option("block", "what --method full unfreezes: whole blocks or their target modules")
