@@ -38,7 +38,7 @@ def test_missing_path_and_non_model_dir(tmp_path):
 
 def test_unknown_hub_id_is_clean_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SftscopeError, match="cannot load model 'no-such-org/no-such-model'"):
+    with pytest.raises(SftscopeError, match="cannot load the config of 'no-such-org/no-such-model'"):
         load_model(ModelRef("base", "no-such-org/no-such-model"))
 
 

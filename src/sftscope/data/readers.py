@@ -4,32 +4,63 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
 
-from sftscope.errors import SftscopeError
+from sftscope.errors import SftscopeError, describe, first_line
+
+
+@contextmanager
+def reading(path: Path):
+    """Turn what can go wrong while reading `path` (not UTF-8, unparseable, a folder, no permission) into one
+    SftscopeError naming the file."""
+    try:
+        yield
+    except SftscopeError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise SftscopeError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at byte "
+                            f"{exc.start}); convert it to UTF-8") from exc
+    except (ValueError, OSError) as exc:  # pandas / pyarrow / json parse errors subclass ValueError
+        detail = describe(exc) if isinstance(exc, OSError) else first_line(exc)
+        raise SftscopeError(f"cannot read {path}: {detail}") from exc
+    except Exception as exc:  # noqa: BLE001  pyarrow and pandas raise their own types
+        raise SftscopeError(f"cannot read {path}: {describe(exc)}") from exc
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
+    """One record per non-empty line of a JSON Lines file; every line must be a JSON object."""
+    with reading(path), open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise SftscopeError(f"{path}:{line_no} is not valid JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise SftscopeError(f"{path}:{line_no} is a JSON {type(record).__name__}, not an object with "
+                                        "named fields")
+                yield record
 
 
 def read_csv(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8", newline="") as f:  # quoted fields hold newlines: a real CSV parser
-        yield from csv.DictReader(f)
+    """Rows of a CSV file with a header line (quoted fields may hold newlines)."""
+    with reading(path), open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None:
+            raise SftscopeError(f"{path} is empty: a CSV file needs a header line and rows")
+        for row_no, row in enumerate(reader, 2):
+            if None in row:
+                raise SftscopeError(f"{path}:{row_no} has more fields than the header")
+            yield row
 
 
 def read_text_lines(path: Path) -> Iterator[dict]:
     """One record per non-empty line (CRLF tolerated)."""
-    with open(path, encoding="utf-8") as f:
+    with reading(path), open(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\r\n")
             if line.strip():
@@ -60,15 +91,29 @@ def read_toxigen_prompts(folder: Path) -> Iterator[dict]:
 def read_user_file(path: Path) -> Iterator[dict]:
     """Any jsonl / json / csv / tsv / parquet / txt file as records."""
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise SftscopeError(f"{path} is a folder; give a data file (.jsonl, .json, .csv, .tsv, .parquet or .txt)")
     if suffix in (".jsonl", ".ndjson"):
         yield from read_jsonl(path)
     elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        yield from (data if isinstance(data, list) else data.get("data", []))
+        with reading(path):
+            data = json.loads(path.read_text(encoding="utf-8"))
+        records = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise SftscopeError(f"{path} must hold a JSON list of objects (or {{\"data\": [...]}})")
+        yield from records
     elif suffix in (".csv", ".tsv"):
-        yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",").to_dict("records")
+        with reading(path):
+            try:
+                frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8")
+            except pd.errors.EmptyDataError:
+                raise SftscopeError(f"{path} is empty: a {suffix[1:].upper()} file needs a header line and rows") \
+                    from None
+        yield from frame.to_dict("records")
     elif suffix == ".parquet":
-        yield from pd.read_parquet(path).to_dict("records")
+        with reading(path):
+            frame = pd.read_parquet(path)
+        yield from frame.to_dict("records")
     elif suffix in (".txt", ".raw", ".md"):
         yield from read_text_lines(path)
     else:

@@ -191,9 +191,16 @@ def load_user_file(path: str | Path, text_field: str = "text") -> tuple[DatasetS
     if not path.exists():
         raise SftscopeError(f"data file {path} does not exist")
     records = _with_ids(readers.read_user_file(path), path.stem, None)
-    if records and text_field not in records[0]:
-        raise SftscopeError(f"{path} has no field {text_field!r} (fields: {', '.join(map(str, records[0]))}); "
-                            "choose one with --text-field")
+    if not records:
+        raise SftscopeError(f"data file {path} holds no records")
+    for number, record in enumerate(records, 1):  # every record, not just the first: fail before any model loads
+        if text_field not in record:
+            raise SftscopeError(f"{path}: record {number} has no field {text_field!r} (fields: "
+                                f"{', '.join(map(str, record))}); choose one with --text-field")
+        value = record[text_field]
+        if not isinstance(value, str) and not (isinstance(value, (int, float)) and value == value):
+            raise SftscopeError(f"{path}: record {number} has {type(value).__name__} {value!r} in field "
+                                f"{text_field!r}, not text")
     spec = DatasetSpec(path.stem, f"user file {path}", None, None, "file", {"file": str(path)}, readers.read_user_file,
                        lambda r: str(r[text_field]))
     return spec, records

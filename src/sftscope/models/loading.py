@@ -11,7 +11,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
 from sftscope.config import LoadConfig
-from sftscope.errors import IncompatiblePairError, SftscopeError
+from sftscope.errors import IncompatiblePairError, SftscopeError, describe, first_line
 from sftscope.models.architectures import ModelParts, arch_for
 from sftscope.models.refs import ModelRef, looks_local
 from sftscope.runtime import dtype_name, resolve_device, resolve_dtype
@@ -43,15 +43,22 @@ def load_config(ref: ModelRef, trust_remote_code: bool = False) -> PretrainedCon
     if looks_local(ref.id) and not path.exists():
         raise SftscopeError(f"model path {ref.id!r} ({ref.name}) does not exist; give an existing directory "
                             "or a Hugging Face hub id such as allenai/OLMo-2-0425-1B")
+    if path.exists() and not path.is_dir():
+        raise SftscopeError(f"{path} ({ref.name}) is a file; give the model's folder (with config.json, the "
+                            "weights and the tokenizer files)")
     if path.is_dir() and not (path / "config.json").exists():
         raise SftscopeError(f"{path} ({ref.name}) has no config.json: it is not a saved transformers model")
     try:
-        return AutoConfig.from_pretrained(str(path) if path.exists() else ref.id, revision=ref.revision,
-                                          trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SftscopeError(f"cannot load model {ref.id!r} ({ref.name}): {first}. Check the id or path, "
-                            "the revision, your network / HF_TOKEN, or pass --trust-remote-code for custom code") from exc
+        config = AutoConfig.from_pretrained(str(path) if path.exists() else ref.id, revision=ref.revision,
+                                            trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001  transformers raises OSError, ValueError, KeyError, hub errors ...
+        raise SftscopeError(f"cannot load the config of {ref.id!r} ({ref.name}): {first_line(exc)}. Check the id or "
+                            "path, the revision, your network / HF_TOKEN, or pass --trust-remote-code for custom "
+                            "code") from exc
+    if not getattr(config, "num_hidden_layers", None) and not getattr(config, "n_layer", None):
+        raise SftscopeError(f"the config of {ref.id!r} ({ref.name}) names no layer count (num_hidden_layers): "
+                            "is it a decoder language model?")
+    return config
 
 
 def check_configs_compatible(base: PretrainedConfig, other: PretrainedConfig, names: tuple[str, str]) -> None:
@@ -76,9 +83,24 @@ def check_tokenizers_compatible(base_tok, other_tok, names: tuple[str, str]) -> 
             "the same text would give different token positions. Use the Base's own fine-tuned checkpoints")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json", "spiece.model")
+
+
 def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
-    tok = AutoTokenizer.from_pretrained(str(Path(ref.id).expanduser()) if Path(ref.id).expanduser().exists()
-                                        else ref.id, revision=ref.revision, trust_remote_code=trust_remote_code)
+    """The model's tokenizer (a pad token is set to EOS/UNK where it has none: padding is always masked).
+
+    Raises:
+        SftscopeError: a local folder without tokenizer files, or a tokenizer that cannot be loaded.
+    """
+    path = Path(ref.id).expanduser()
+    if path.is_dir() and not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise SftscopeError(f"{path} ({ref.name}) has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+                            "save the tokenizer into the model folder (tokenizer.save_pretrained(folder))")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path) if path.exists() else ref.id, revision=ref.revision,
+                                            trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001  tokenizers, sentencepiece and the hub raise many types
+        raise SftscopeError(f"cannot load the tokenizer of {ref.id!r} ({ref.name}): {describe(exc)}") from exc
     if tok.pad_token is None:  # many base LMs ship without one; padding is always masked out downstream
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     return tok
@@ -103,8 +125,8 @@ def load_model(ref: ModelRef, options: LoadConfig | None = None, config: Pretrai
         kwargs["device_map"] = options.device_map
     try:
         model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise SftscopeError(f"cannot load weights of {ref.id!r} ({ref.name}): {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # noqa: BLE001  OSError, ValueError, SafetensorError, UnpicklingError, OOM ...
+        raise SftscopeError(f"cannot load the weights of {ref.id!r} ({ref.name}): {describe(exc)}") from exc
     if options.device_map is None:
         model.to(device)
     model.eval()

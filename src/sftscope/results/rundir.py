@@ -12,12 +12,14 @@ the recorded one is refused, so results made two ways never mix in one table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,6 +32,15 @@ from sftscope.results.schema import CORE_COLUMNS, Row
 _PACKAGES = ("sftscope", "torch", "transformers", "peft", "accelerate", "tokenizers", "numpy", "scipy", "pandas")
 
 
+@lru_cache(maxsize=1)
+def file_mode() -> int:
+    """Mode of the files sftscope writes: rw for whoever the umask allows (0644 under umask 022, 0664 under 002),
+    as `open()` would give; mkstemp's private 0600 would hide results from colleagues on a shared cluster."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same directory, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,10 +48,53 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive advisory lock on `folder` for a read-modify-write (config.json, a table rebuild): two
+    processes writing into one run folder (e.g. sweep cells of a job array) never lose each other's update."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no advisory locks, the atomic renames still keep every file whole
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".sftscope.lock", os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Make sure results can be written into `path` (before any heavy work), creating nothing.
+
+    Raises:
+        SftscopeError: `path` is an existing file, lies under a file, or its folder cannot be written.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise SftscopeError(f"--out {path} is an existing file, not a folder; give a folder for the results")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise SftscopeError(f"--out {path}: {probe} is a file, not a folder")
+    try:  # try what the run will do: make a folder there (os.access says yes to root on read-only mounts)
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".sftscope-write-check-"))
+    except OSError as exc:
+        raise SftscopeError(f"cannot write results into {path}: {exc.strerror or exc} in {probe}; choose another "
+                            "--out") from exc
+    return path
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -102,26 +156,35 @@ class RunDir:
         """Record `config` for `stage`; refuse if this directory already holds a different config for it."""
         self.path.mkdir(parents=True, exist_ok=True)
         cfg_path = self.path / "config.json"
-        existing = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
         normalized = json.loads(json.dumps(config, sort_keys=True, default=str))
-        if stage in existing and existing[stage] != normalized:
-            changed = sorted(k for k in set(existing[stage]) | set(normalized)
-                             if existing[stage].get(k) != normalized.get(k))
-            raise SftscopeError(
-                f"{self.path} already holds a '{stage}' run with a different config (differs in: "
-                f"{', '.join(changed)}); use a new --out directory, or the same settings to resume")
-        existing[stage] = normalized
-        write_json(cfg_path, existing)
+        with _locked(self.path):
+            try:
+                existing = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+            except (OSError, json.JSONDecodeError) as exc:
+                raise SftscopeError(f"{cfg_path} cannot be read ({exc}); it records how the results there were "
+                                    "made: restore it, or use a new --out directory") from exc
+            if stage in existing and existing[stage] != normalized:
+                changed = sorted(k for k in set(existing[stage]) | set(normalized)
+                                 if existing[stage].get(k) != normalized.get(k))
+                raise SftscopeError(
+                    f"{self.path} already holds a '{stage}' run with a different config (differs in: "
+                    f"{', '.join(changed)}); use a new --out directory, or the same settings to resume")
+            existing[stage] = normalized
+            write_json(cfg_path, existing)
 
     def write_environment(self, seed: int | None = None, models: list[dict] | None = None) -> None:
         env_path = self.path / "environment.json"
         record = environment_record(seed, models)
-        if env_path.exists():  # keep the first model records when a later stage adds its own
-            old = json.loads(env_path.read_text())
-            known = {json.dumps(m, sort_keys=True) for m in old.get("models", [])}
-            record["models"] = old.get("models", []) + [m for m in record["models"]
-                                                        if json.dumps(m, sort_keys=True) not in known]
-        write_json(env_path, record)
+        with _locked(self.path):
+            if env_path.exists():  # keep the first model records when a later stage adds its own
+                try:
+                    old = json.loads(env_path.read_text())
+                except (OSError, json.JSONDecodeError):
+                    old = {}  # a damaged record is replaced by the current one
+                known = {json.dumps(m, sort_keys=True) for m in old.get("models", [])}
+                record["models"] = old.get("models", []) + [m for m in record["models"]
+                                                            if json.dumps(m, sort_keys=True) not in known]
+            write_json(env_path, record)
 
     # -- units and tables -----------------------------------------------------------------------
     def _part(self, table: str, unit: str) -> Path:
@@ -138,12 +201,14 @@ class RunDir:
         return self.rebuild_table(table)
 
     def rebuild_table(self, table: str) -> pd.DataFrame:
-        parts = sorted((self.path / "parts" / table).glob("*.parquet"))
-        frames = [pd.read_parquet(p) for p in parts]
-        frames = [f for f in frames if not f.empty]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CORE_COLUMNS)
-        _atomic_write(self.path / f"{table}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
-        _atomic_write(self.path / f"{table}.csv", lambda tmp: df.to_csv(tmp, index=False))
+        """Concatenate every finished unit of `table` into <table>.parquet and .csv."""
+        with _locked(self.path):
+            parts = sorted((self.path / "parts" / table).glob("*.parquet"))
+            frames = [pd.read_parquet(p) for p in parts]
+            frames = [f for f in frames if not f.empty]
+            df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CORE_COLUMNS)
+            _atomic_write(self.path / f"{table}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+            _atomic_write(self.path / f"{table}.csv", lambda tmp: df.to_csv(tmp, index=False))
         return df
 
     def read_table(self, table: str) -> pd.DataFrame:
