@@ -275,7 +275,7 @@ def _cmd_suggest(args) -> None:
 
 
 def _cmd_report(args) -> None:
-    from sftscope.results.report import write_report
+    from sftscope.report.build import write_report
 
     out = write_report(args.run_dirs, args.out)
     print(f"report: {out.resolve()}\nopen it in a browser, e.g. xdg-open {out} (macOS: open {out})")

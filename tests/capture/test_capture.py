@@ -6,6 +6,8 @@ from sftscope.capture.hooks import capture, capture_all_layers
 from sftscope.models.loading import LoadOptions, ModelRef, load_model
 from tests.conftest import ALL_ARCHS
 
+pytestmark = pytest.mark.integration  # loads tiny models from disk
+
 TEXTS = ["the question is what a of to", "answer A", "the a of to and is in what question answer B C D the a"]
 
 

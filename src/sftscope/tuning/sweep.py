@@ -194,7 +194,7 @@ def summarize_sweep(out: str | Path, cells: list[SweepCell], plots: bool = True)
     evals, tuning = run.read_table(EVAL), run.read_table(TUNING)
     run.write_unit(SUMMARY, "summary", summarize(evals, tuning))
     if plots:
-        from sftscope.results.sweep_plots import plot_sweep
+        from sftscope.report.plots.sweep import plot_sweep
         plot_sweep(run.read_table(SUMMARY), run.figures)
     return run
 

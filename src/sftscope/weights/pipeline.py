@@ -27,6 +27,6 @@ def run_weights(base: str, variants: dict[str, str], out: str | Path, strict: bo
                              strict=strict)
         run.write_unit(TABLE, side, rows)
     if plots:
-        from sftscope.results.stage_plots import plot_weights
+        from sftscope.report.plots.stages import plot_weights
         plot_weights(run.read_table(TABLE), run.figures)
     return run

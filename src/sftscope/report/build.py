@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 
 from sftscope.errors import SftscopeError
-from sftscope.results import report_figures as figs
-from sftscope.results import report_findings as fnd
-from sftscope.results.report_data import RunData, load_run
-from sftscope.results import report_sections as sec
-from sftscope.results.report_html import esc, figure_html, page, sub_heading, tile
+from sftscope.report import figures as figs
+from sftscope.report import findings as fnd
+from sftscope.report.data import RunData, load_run
+from sftscope.report import sections as sec
+from sftscope.report.markup import esc, figure_html, page, sub_heading, tile
 from sftscope.results.rundir import _atomic_write
 
 def _per_run(runs: list[RunData], section: str, render) -> tuple[str, list[str]]:

@@ -12,8 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sftscope.results.report_data import RunData
-from sftscope.results.report_findings import layer_curves
+from sftscope.report.data import RunData
+from sftscope.report.findings import layer_curves
 from sftscope.results.schema import MODE_ALIGNMENT
 from sftscope.suggest.compare import higher_is_better, normalize_sweep, pick_metric, sweep_columns
 

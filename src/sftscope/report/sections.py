@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sftscope.results import report_figures as figs
-from sftscope.results import report_findings as fnd
-from sftscope.results.report_data import RunData
-from sftscope.results.report_html import esc, figure_html, kv_html, pivot_layers, sub_heading, table_html
+from sftscope.report import figures as figs
+from sftscope.report import findings as fnd
+from sftscope.report.data import RunData
+from sftscope.report.markup import esc, figure_html, kv_html, pivot_layers, sub_heading, table_html
 from sftscope.tuning.blocks import format_layers
 from sftscope.results.schema import MODE_ALIGNMENT, MODE_DATASET_DIFF, MODE_SAMPLE_DIFF, MODE_VALUE
 
