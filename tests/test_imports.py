@@ -103,3 +103,52 @@ def test_attach_lora_scopes_its_warning_filter():
         attach_lora(model, plan, seed=0)
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
     assert warnings.filters == filters
+
+
+def test_lazy_exports_import_a_submodule_on_first_use_only(tmp_path, monkeypatch):
+    package = tmp_path / "lazy_demo_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from sftscope._lazy import lazy_exports\n"
+                                         "__getattr__, __dir__, __all__ = lazy_exports(__name__, {'heavy': ('VALUE',)})\n")
+    (package / "heavy.py").write_text("VALUE = 42\n")
+    (package / "other.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import lazy_demo_pkg
+
+        assert "lazy_demo_pkg.heavy" not in sys.modules
+        assert lazy_demo_pkg.__all__ == ["VALUE"] and "VALUE" in dir(lazy_demo_pkg)
+        from lazy_demo_pkg import VALUE
+        assert VALUE == 42 and "lazy_demo_pkg.heavy" in sys.modules
+        assert vars(lazy_demo_pkg)["VALUE"] == 42  # cached: later look-ups are plain attribute reads
+        from lazy_demo_pkg import other  # a submodule that is not re-exported still imports
+        assert other.__name__ == "lazy_demo_pkg.other"
+        with pytest.raises(AttributeError, match="has no attribute 'missing'"):
+            lazy_demo_pkg.missing
+    finally:
+        for name in [m for m in sys.modules if m.startswith("lazy_demo_pkg")]:
+            del sys.modules[name]
+
+
+@pytest.mark.integration
+def test_every_re_exported_name_resolves_to_its_object():
+    """Each package's __all__ resolves (the training loop included) and no name is shadowed by a submodule."""
+    import importlib
+    import pkgutil
+    import types
+
+    import sftscope
+
+    packages = [m.name for m in pkgutil.walk_packages(sftscope.__path__, "sftscope.") if m.ispkg]
+    checked = 0
+    for name in packages:
+        package = importlib.import_module(name)
+        for export in getattr(package, "__all__", []):
+            value = getattr(package, export)
+            assert not isinstance(value, types.ModuleType), f"{name}.{export} is a module"
+            assert export in dir(package)
+            checked += 1
+    assert checked > 60
+    from sftscope.tuning import train_cell
+    from sftscope.tuning.train import train_cell as direct
+    assert train_cell is direct
