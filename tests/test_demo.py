@@ -8,6 +8,8 @@ import pytest
 from sftscope.cli import main
 from sftscope.demo import STAGES
 
+pytestmark = pytest.mark.integration  # runs the whole demo (organism, every stage, report) through the CLI
+
 
 @pytest.mark.slow
 def test_demo_quick_runs_every_stage_into_one_run_directory(tmp_path, capsys):

@@ -12,7 +12,11 @@ import sys
 from pathlib import Path
 
 from sftscope import __version__
-from sftscope.config import _config_parser_class, config_from_namespace, read_config_file
+from sftscope.config import (
+    _config_parser_class,
+    config_from_namespace,
+    read_config_file,
+)
 from sftscope.errors import SftscopeError
 from sftscope.stages import COMMANDS, POSITIONAL, REQUIRED, Command
 
@@ -175,7 +179,7 @@ def _run(args) -> None:
     from sftscope.runtime import configure_cpu_threads
     configure_cpu_threads()
     if args.command == "report":
-        from sftscope.results.report import write_report
+        from sftscope.report import write_report
         out = write_report(args.run_dirs, args.out)
         print(f"report: {out.resolve()}\nopen it in a browser, e.g. xdg-open {out} (macOS: open {out})")
     elif args.command == "organism":

@@ -132,7 +132,7 @@ def _stage_sweep(plan: DemoPlan) -> str:
 
 
 def _stage_report(plan: DemoPlan) -> str:
-    from sftscope.results.report import write_report
+    from sftscope.report.build import write_report
 
     return str(write_report([plan.out], plan.out / "report.html"))
 

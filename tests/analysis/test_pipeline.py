@@ -5,6 +5,8 @@ from sftscope.analysis.config import AnalyzeConfig
 from sftscope.analysis.pipeline import run_analyze
 from tests.conftest import ARCHS, SHARED_DATA
 
+pytestmark = pytest.mark.integration  # runs the analyze pipeline on tiny models saved to and loaded from disk
+
 
 def _cfg(base, sft, **kw):
     opts = dict(data=["gsm8k"], data_dir=str(SHARED_DATA), token_samples=6, pooled_samples=12, max_length=40,

@@ -7,6 +7,8 @@ from sftscope.config import LoadConfig
 from sftscope.models.loading import ModelRef, load_model
 from tests.conftest import ALL_ARCHS
 
+pytestmark = pytest.mark.integration  # loads tiny models from disk
+
 TEXTS = ["the question is what a of to", "answer A", "the a of to and is in what question answer B C D the a"]
 
 

@@ -7,6 +7,8 @@ import pytest
 from sftscope.cli import main
 from tests.conftest import SHARED_DATA
 
+pytestmark = pytest.mark.integration  # runs the CLI end to end
+
 
 def _run(capsys, *argv):
     rc = main(list(argv))

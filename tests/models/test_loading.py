@@ -15,6 +15,7 @@ def test_refs_parse():
         ModelRef.parse("=org/m", "x")
 
 
+@pytest.mark.integration
 def test_load_records_metadata_and_cpu_float32(tiny_pair_dir):
     base, _ = tiny_pair_dir("qwen2")
     loaded = load_model(ModelRef("base", str(base)))
@@ -23,6 +24,7 @@ def test_load_records_metadata_and_cpu_float32(tiny_pair_dir):
     assert loaded.parts.num_layers == 4
 
 
+@pytest.mark.integration
 def test_explicit_dtype(tiny_pair_dir):
     base, _ = tiny_pair_dir("llama")
     loaded = load_model(ModelRef("base", str(base)), LoadConfig(dtype="bf16", device="cpu"))
@@ -42,6 +44,7 @@ def test_unknown_hub_id_is_clean_offline(monkeypatch):
         load_model(ModelRef("base", "no-such-org/no-such-model"))
 
 
+@pytest.mark.integration
 def test_mismatched_architecture_and_depth(tmp_path, tiny_pair_dir):
     llama, _ = tiny_pair_dir("llama")
     qwen, _ = tiny_pair_dir("qwen2")
@@ -49,6 +52,7 @@ def test_mismatched_architecture_and_depth(tmp_path, tiny_pair_dir):
         check_pair([ModelRef("base", str(llama)), ModelRef("sft", str(qwen))])
 
 
+@pytest.mark.integration
 def test_mismatched_tokenizer(tmp_path, tiny_pair_dir):
     from tests.conftest import make_tokenizer
     base, _ = tiny_pair_dir("llama")

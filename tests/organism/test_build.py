@@ -35,6 +35,7 @@ def weights_hash(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.integration
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path, tiny_size):
     a = build_organism(tmp_path / "a", seed=0, size=tiny_size, progress=False)
     b = build_organism(tmp_path / "b", seed=0, size=tiny_size, progress=False)
@@ -47,6 +48,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path, tiny_size):
     assert (a.data_dir / "qa.jsonl").read_text() != (c.data_dir / "qa.jsonl").read_text()
 
 
+@pytest.mark.integration
 def test_complete_build_is_reused_and_force_rebuilds(tmp_path, tiny_size):
     paths = build_organism(tmp_path, seed=0, size=tiny_size, progress=False)
     assert paths.card_path.parent.name == "organism-v1-tiny-seed0"
@@ -58,6 +60,7 @@ def test_complete_build_is_reused_and_force_rebuilds(tmp_path, tiny_size):
     assert [p.name for p in tmp_path.iterdir()] == ["organism-v1-tiny-seed0"]  # no staging folder left
 
 
+@pytest.mark.integration
 def test_folder_without_card_is_rebuilt(tmp_path, tiny_size):
     broken = tmp_path / "organism-v1-tiny-seed0"
     (broken / "base").mkdir(parents=True)
@@ -66,6 +69,7 @@ def test_folder_without_card_is_rebuilt(tmp_path, tiny_size):
     assert (paths.base_dir / "model.safetensors").exists()
 
 
+@pytest.mark.integration
 def test_saved_models_load_with_auto_classes(tmp_path, tiny_size):
     paths = build_organism(tmp_path, seed=0, size=tiny_size, progress=False)
     for model_dir in (paths.base_dir, paths.sft_dir):
@@ -78,6 +82,7 @@ def test_saved_models_load_with_auto_classes(tmp_path, tiny_size):
         assert model(input_ids=__import__("torch").tensor([ids])).logits.shape[-1] == len(tok)
 
 
+@pytest.mark.integration
 def test_data_files_and_card_fields(tmp_path, tiny_size):
     paths = build_organism(tmp_path, seed=0, size=tiny_size, progress=False)
     qa = load_records("organism-qa", paths.data_dir)
@@ -107,6 +112,7 @@ def test_default_cache_dir_precedence(monkeypatch, tmp_path):
     assert default_cache_dir() == Path.home() / ".cache" / "sftscope"
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_test_size_models_learned_their_world(tmp_path):
     """Base recalls facts far above chance (MC); SFT answers held-out questions the Base cannot."""

@@ -7,6 +7,8 @@ from sftscope.models.loading import ModelRef, load_model
 from sftscope.probing.logit_lens import lens_batch
 from sftscope.probing.pipeline import ProbeConfig, probe_dataset
 
+pytestmark = pytest.mark.integration  # loads tiny models from disk
+
 TEXTS = ["the question is what a of to", "answer A B", "the a of to and is in what question answer B C D the a"]
 
 

@@ -29,6 +29,7 @@ def test_intervals_match_the_generic_bootstrap_with_the_same_resamples():
         np.testing.assert_allclose(fast[name], slow, rtol=1e-8)
 
 
+@pytest.mark.integration
 def test_identical_sides_have_degenerate_intervals_and_width_shrinks_with_n():
     x, _ = _pair()
     same = alignment_bootstrap(x, x, n_boot=50)

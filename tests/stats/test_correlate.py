@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from sftscope.errors import SftscopeError
-from sftscope.stats import LAYER_CONVENTION, correlate, plot_correlation
+from sftscope.report.plots.correlation import plot_correlation
+from sftscope.stats import LAYER_CONVENTION, correlate
 
 L = 12
 

@@ -23,6 +23,7 @@ from sftscope.tuning.blocks import parse_block_spec
 from tests.conftest import SHARED_DATA
 
 
+@pytest.mark.integration
 def test_one_pass_lens_accuracy_equals_probe(tiny_pair_dir):
     base = load_model(ModelRef("base", str(tiny_pair_dir("llama")[0])))
     texts = ["the answer is 4 and the question is what", "A B C D a of to", "w10 w11 w12 w13 w14 w15 w16"]
@@ -35,6 +36,7 @@ def test_one_pass_lens_accuracy_equals_probe(tiny_pair_dir):
     np.testing.assert_allclose(lens.accuracy(), (correct / n).numpy(), rtol=0, atol=1e-12)
 
 
+@pytest.mark.integration
 def test_profiles_match_direct_computation(tiny_pair_dir):
     base_dir, sft_dir = tiny_pair_dir("llama")
     base, sft = (load_model(ModelRef(n, str(d))) for n, d in (("base", base_dir), ("sft", sft_dir)))
@@ -58,6 +60,7 @@ def test_profiles_match_direct_computation(tiny_pair_dir):
     assert got["effective_rank"].shape == (5,) and got["lens_accuracy"].shape == (5,)
 
 
+@pytest.mark.integration
 def test_run_suggest_end_to_end_and_resume(tiny_pair_dir, tmp_path, capsys):
     base_dir, sft_dir = tiny_pair_dir("llama")
     out = tmp_path / "suggest"

@@ -24,6 +24,7 @@ def test_segments_cover_every_block_once():
         segment_layers(4, 5)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch,head", [("llama", False), ("llama", True), ("gpt2", True), ("qwen2", True)])
 def test_swap_changes_exactly_the_swapped_parts_and_restores_bit_identically(tiny_pair_dir, arch, head):
     base_dir, sft_dir = tiny_pair_dir(arch)
@@ -42,6 +43,7 @@ def test_swap_changes_exactly_the_swapped_parts_and_restores_bit_identically(tin
     assert all(torch.equal(after[k], before[k]) for k in before)
 
 
+@pytest.mark.integration
 def test_restores_when_evaluation_raises(tiny_pair_dir):
     base_dir, sft_dir = tiny_pair_dir("llama")
     base, sft = _load(base_dir, "base"), _load(sft_dir, "sft")
@@ -52,6 +54,7 @@ def test_restores_when_evaluation_raises(tiny_pair_dir):
     assert all(torch.equal(base.model.state_dict()[k], v) for k, v in before.items())
 
 
+@pytest.mark.integration
 def test_swapped_model_computes_like_the_donor_when_everything_is_swapped(tiny_pair_dir):
     base_dir, sft_dir = tiny_pair_dir("llama")
     base, sft = _load(base_dir, "base"), _load(sft_dir, "sft")
@@ -65,6 +68,7 @@ def test_swapped_model_computes_like_the_donor_when_everything_is_swapped(tiny_p
     torch.testing.assert_close(got, want)
 
 
+@pytest.mark.integration
 def test_after_restore_the_models_share_no_storage(tiny_pair_dir):
     base_dir, sft_dir = tiny_pair_dir("llama")
     base, sft = _load(base_dir, "base"), _load(sft_dir, "sft")
@@ -78,6 +82,7 @@ def test_after_restore_the_models_share_no_storage(tiny_pair_dir):
                            sft.model.model.layers[1].self_attn.q_proj.weight)
 
 
+@pytest.mark.integration
 def test_tied_head_swap_restores_the_shared_embedding(tiny_pair_dir):
     base_dir, sft_dir = tiny_pair_dir("gpt2")  # GPT-2 ties lm_head to the token embedding
     base, sft = _load(base_dir, "base"), _load(sft_dir, "sft")

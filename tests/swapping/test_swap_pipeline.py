@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 
 from sftscope.swapping.pipeline import SwapConfig, hybrids, run_swap
@@ -14,6 +15,7 @@ def test_hybrid_plan_counts_and_swap_depth():
     assert [p["layers"] for p in deep if p["hybrid"] == "base<-sft seg1 head=original"] == [[3]]
 
 
+@pytest.mark.integration
 def test_swap_runs_end_to_end_and_resumes(tiny_pair_dir, tmp_path):
     base, sft = tiny_pair_dir("llama")
     cfg = SwapConfig(base=str(base), sft=str(sft), data=["wikitext"], data_dir=str(SHARED_DATA), samples=6,
@@ -33,6 +35,7 @@ def test_swap_runs_end_to_end_and_resumes(tiny_pair_dir, tmp_path):
     assert list((run.path / "figures").glob("swap_wikitext_*.png"))
 
 
+@pytest.mark.integration
 def test_finished_swap_run_resumes_without_loading_models(tiny_pair_dir, tmp_path, monkeypatch):
     import sftscope.swapping.pipeline as pipeline
     base, sft = tiny_pair_dir("llama")

@@ -18,6 +18,8 @@ from sftscope.results.rundir import RunDir
 from sftscope.tuning.config import TuneConfig
 from sftscope.tuning.pipeline import cell_done, load_train_records, run_tune
 
+pytestmark = pytest.mark.integration  # trains and evaluates tuning cells from a model on disk
+
 NAMES = ["Ada", "Bo", "Cy", "Dee", "Eli", "Fay", "Gus", "Hal", "Ivy", "Jo", "Kim", "Lu"]
 CITIES = ["Paris", "Oslo", "Lima", "Rome"]
 

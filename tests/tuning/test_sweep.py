@@ -13,7 +13,7 @@ from scipy import stats
 
 import sftscope.tuning.pipeline as pipeline
 from sftscope import cli
-from sftscope.results.sweep_plots import plot_sweep
+from sftscope.report.plots.sweep import plot_sweep
 from sftscope.tuning.blocks import parse_block_spec
 from sftscope.config import config_from_namespace
 from sftscope.tuning.config import DEFAULT_CONTROLS, SweepConfig, TuneConfig
@@ -125,6 +125,7 @@ def test_summary_on_synthetic_tables():
     assert rows["all"].extra["role"] == "reference" and math.isnan(rows["all"].extra["vs_all_diff"])
 
 
+@pytest.mark.integration
 def test_plots_from_a_summary_table(tmp_path):
     rows = []
     for k in (3, 10):
@@ -159,6 +160,7 @@ def _sweep_argv(base, data, out):
             "--max-steps", "2", "--batch-size", "4", "--max-length", "32", "--lr", "0.01", "--out", out]
 
 
+@pytest.mark.integration
 def test_list_prints_one_tune_line_per_cell_that_rebuilds_it(capsys, organism, tmp_path):
     base, data = organism
     argv = _sweep_argv(base, data, tmp_path / "sw")
@@ -176,6 +178,7 @@ def test_list_prints_one_tune_line_per_cell_that_rebuilds_it(capsys, organism, t
         assert config_from_namespace(TuneConfig, parsed) == c.config and parsed.out == str(c.path)
 
 
+@pytest.mark.integration
 def test_real_tiny_sweep_through_the_cli_and_resume(capsys, organism, tmp_path, monkeypatch):
     base, data = organism
     out = tmp_path / "sw"

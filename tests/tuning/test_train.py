@@ -32,6 +32,7 @@ def snapshot(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+@pytest.mark.integration
 def test_lora_cell_learns_and_touches_only_selected_blocks():
     model = small_model()
     before = snapshot(model)
@@ -52,6 +53,7 @@ def test_lora_cell_learns_and_touches_only_selected_blocks():
     assert set(inspect_lora(result.model).ranks) == set(result.plan["ranks"])
 
 
+@pytest.mark.integration
 def test_full_cell_changes_only_the_unfrozen_blocks():
     model = small_model()
     before = snapshot(model)
@@ -82,6 +84,7 @@ def test_backward_never_reaches_blocks_below_the_first_adapted_one():
     assert not adapted.model.get_input_embeddings().weight.requires_grad
 
 
+@pytest.mark.integration
 def test_same_seed_same_curve_other_seed_other_curve():
     config = TrainConfig(blocks="random:2", lr=1e-2, max_steps=4, batch_size=4, max_length=64, seed=1)
     a = train_cell(small_model(), TOK, RECORDS, config, progress=False)
@@ -91,6 +94,7 @@ def test_same_seed_same_curve_other_seed_other_curve():
     assert a.loss_curve != c.loss_curve
 
 
+@pytest.mark.integration
 def test_epochs_and_accumulation_count_optimizer_steps():
     config = TrainConfig(blocks="all", epochs=2, batch_size=5, grad_accum=2, max_length=64, lr=1e-3)
     result = train_cell(small_model(), TOK, RECORDS, config, progress=False)

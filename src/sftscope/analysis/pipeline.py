@@ -151,6 +151,6 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
         _analyze_sequential(cfg, run, datasets)
     # figures are drawn from the table: redraw only when it changed (or they are missing)
     if cfg.plots and (pending or not any(run.figures.glob("alignment__*.png"))):
-        from sftscope.results.plots import plot_analysis
+        from sftscope.report.plots.analysis import plot_analysis
         plot_analysis(run.read_table(TABLE), run.figures)
     return run

@@ -1,15 +1,12 @@
-"""Generic scoring primitives, the prompt/completion token boundary and the organism's evaluation tasks."""
+"""Generic scoring primitives, the prompt/completion token boundary and the organism's evaluation tasks.
 
-from sftscope.evaluation.organism_tasks import (
-    evaluate_organism_facts,
-    evaluate_organism_mc,
-    evaluate_organism_qa,
-    normalize_answer,
-)
-from sftscope.evaluation.prompt_completion import IGNORE_INDEX, encode_context_continuation
-from sftscope.evaluation.scoring import continuation_logprobs, greedy_generate, perplexity
+Names are re-exported lazily (importing the package loads no torch).
+"""
 
-__all__ = [
-    "IGNORE_INDEX", "continuation_logprobs", "encode_context_continuation", "evaluate_organism_facts",
-    "evaluate_organism_mc", "evaluate_organism_qa", "greedy_generate", "normalize_answer", "perplexity",
-]
+from sftscope._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "organism_tasks": ("evaluate_organism_facts", "evaluate_organism_mc", "evaluate_organism_qa", "normalize_answer"),
+    "prompt_completion": ("IGNORE_INDEX", "encode_context_continuation"),
+    "scoring": ("continuation_logprobs", "greedy_generate", "perplexity"),
+})

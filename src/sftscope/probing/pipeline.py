@@ -68,6 +68,6 @@ def run_probe(cfg: ProbeConfig, out: str | Path) -> RunDir:
             texts = [prepared.spec.render(r) for r in prepared.records]
             run.write_unit(TABLE, prepared.name, probe_dataset(models, texts, prepared.ids, prepared.name, cfg))
     if cfg.plots:
-        from sftscope.results.stage_plots import plot_probe
+        from sftscope.report.plots.stages import plot_probe
         plot_probe(run.read_table(TABLE), run.figures)
     return run

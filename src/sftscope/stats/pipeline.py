@@ -19,7 +19,7 @@ def run_correlate(cfg: CorrelateConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: a table is missing.
     """
-    from sftscope.stats.heatmap import plot_correlation
+    from sftscope.report.plots.correlation import plot_correlation  # the figure layer sits above the stages
 
     run = RunDir(out)
     corr = correlate(run.read_table(Tables.WEIGHTS), run.read_table(Tables.METRICS), method=tuple(cfg.method),

@@ -1,6 +1,11 @@
-"""Training-free choice of the blocks to tune (`sftscope suggest`) and its check against a tuning sweep."""
+"""Training-free choice of the blocks to tune (`sftscope suggest`) and its check against a tuning sweep.
 
-from sftscope.suggest.compare import compare_with_sweep
-from sftscope.suggest.decide import LayerProfiles, Suggestion, suggest_blocks
+Names are re-exported lazily (importing the package loads no torch).
+"""
 
-__all__ = ["LayerProfiles", "Suggestion", "suggest_blocks", "compare_with_sweep"]
+from sftscope._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "compare": ("compare_with_sweep",),
+    "decide": ("LayerProfiles", "Suggestion", "suggest_blocks"),
+})

@@ -100,6 +100,6 @@ def run_swap(cfg: SwapConfig, out: str | Path) -> RunDir:
 
 def _plot(run: RunDir, plots: bool) -> RunDir:
     if plots:
-        from sftscope.results.stage_plots import plot_swap
+        from sftscope.report.plots.stages import plot_swap
         plot_swap(run.read_table(TABLE), run.figures)
     return run

@@ -10,6 +10,7 @@ Alpha policies (scaling = the factor multiplying B @ A):
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -131,5 +132,9 @@ def attach_lora(model: nn.Module, plan: RankPlan, alpha: float = 16.0, policy: s
     config = build_lora_config(plan, alpha, policy, dropout)
     if seed is not None:  # LoRA A is drawn from torch's global generator at construction
         torch.manual_seed(seed)
-    peft_model = get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # PEFT reads transformers 5's deprecated `is_gradient_checkpointing` while wrapping: a FutureWarning on
+        # every attach with nothing for the caller to act on. Silenced here only, not for the whole process.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, config)
     return peft_model, verify_lora(peft_model, plan, expected_scaling(plan, alpha, policy))

@@ -147,7 +147,7 @@ def summarize_sweep(out: str | Path, cells: list[SweepCell], plots: bool = True)
     evals, tuning = run.read_table(Tables.TUNE_EVAL), run.read_table(Tables.TUNING)
     run.write_unit(Tables.SWEEP_SUMMARY, "summary", summarize(evals, tuning))
     if plots:
-        from sftscope.results.sweep_plots import plot_sweep
+        from sftscope.report.plots.sweep import plot_sweep
         plot_sweep(run.read_table(Tables.SWEEP_SUMMARY), run.figures)
     return run
 

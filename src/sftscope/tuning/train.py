@@ -7,8 +7,6 @@ and data loader go through ONE prepare call, as FSDP2 and DeepSpeed require.
 
 from __future__ import annotations
 
-import warnings
-
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,9 +24,6 @@ from sftscope.tuning.config import TrainConfig
 from sftscope.tuning.full_blocks import plan_full_blocks, unfreeze_blocks
 from sftscope.tuning.modules import ALL_LINEAR, count_trainable, find_target_modules, num_layers_of
 from sftscope.tuning.sequences import collate, encode_records, pad_id_of
-
-# transformers 5 warns on every training run about its own deprecated attribute; nothing to act on here.
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 @dataclass

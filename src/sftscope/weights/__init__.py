@@ -1,9 +1,13 @@
-"""Base-vs-fine-tuned weight change per block and module, streamed from checkpoint files."""
+"""Base-vs-fine-tuned weight change per block and module, streamed from checkpoint files.
 
-from sftscope.weights.change import weight_change, weight_change_frame
-from sftscope.weights.diff import Distance, tensor_distance
-from sftscope.weights.naming import canonical_name, classify
-from sftscope.weights.sources import open_source
+Names are re-exported lazily (importing the package loads no torch).
+"""
 
-__all__ = ["weight_change", "weight_change_frame", "Distance", "tensor_distance", "canonical_name", "classify",
-           "open_source"]
+from sftscope._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "change": ("weight_change", "weight_change_frame"),
+    "diff": ("Distance", "tensor_distance"),
+    "naming": ("canonical_name", "classify"),
+    "sources": ("open_source",),
+})

@@ -30,6 +30,6 @@ def run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
                              strict=cfg.strict)
         run.write_unit(TABLE, ref.name, rows)
     if cfg.plots:
-        from sftscope.results.stage_plots import plot_weights
+        from sftscope.report.plots.stages import plot_weights
         plot_weights(run.read_table(TABLE), run.figures)
     return run

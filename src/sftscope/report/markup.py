@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sftscope.results.report_style import CSS, JS
+from sftscope.report.style import CSS, JS
 
 MAX_TABLE_ROWS = 400  # a compact pivot never needs more; the full table stays in the run directory
 

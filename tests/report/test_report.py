@@ -13,11 +13,11 @@ from matplotlib.figure import Figure
 
 from sftscope.cli import main
 from sftscope.errors import SftscopeError
-from sftscope.results import report_findings as fnd
-from sftscope.results.report import write_report
-from sftscope.results.report_data import load_run
-from sftscope.results.report_figures import key_curves
-from sftscope.results.report_html import pivot_layers, png_size
+from sftscope.report import findings as fnd
+from sftscope.report import write_report
+from sftscope.report.data import load_run
+from sftscope.report.figures import key_curves
+from sftscope.report.markup import pivot_layers, png_size
 from sftscope.results.rundir import RunDir, write_json
 from sftscope.results.schema import Row
 
@@ -79,6 +79,7 @@ def make_run(path: Path, L: int = 8, tables=("metrics", "probe", "weights", "swa
     return path
 
 
+@pytest.mark.integration
 def test_report_is_one_self_contained_file(tmp_path):
     run = make_run(tmp_path / "run")
     out = write_report([run])
@@ -123,6 +124,7 @@ def test_any_subset_of_tables(tmp_path):
         write_report([tmp_path / "missing"])
 
 
+@pytest.mark.integration
 def test_several_runs_overlaid(tmp_path):
     a, b = make_run(tmp_path / "small", L=4), make_run(tmp_path / "large", L=12)
     png = key_curves([load_run(a), load_run(b)])
@@ -140,6 +142,7 @@ def test_pivot_is_one_row_per_layer():
     assert wide["depth"].tolist() == [0, 0.25, 0.5, 0.75, 1.0]
 
 
+@pytest.mark.integration
 def test_cli_report(tmp_path, capsys):
     run = make_run(tmp_path / "run", tables=("probe",))
     assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
@@ -154,6 +157,7 @@ def _checker():
     return module
 
 
+@pytest.mark.integration
 def test_report_renders_in_headless_chromium(tmp_path):
     checker = _checker()
     if checker.find_chromium() is None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from sftscope.report.plots.canvas import agg_figure
 
 
 def depth_curves(ax, df: pd.DataFrame, label_prefix: str = "") -> None:
@@ -28,7 +26,8 @@ def plot_probe(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     panels = [("lens_accuracy", "next-token accuracy"), ("lens_loss", "next-token loss (nats)"),
               ("lens_kl_to_final", "KL(final || layer)"), ("lens_top1_agreement", "top-1 agreement with Base")]
     for dataset, part in df.groupby("dataset"):
-        fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+        fig = agg_figure(figsize=(17, 3.8))
+        axes = fig.subplots(1, 4)
         for ax, (metric, title) in zip(axes, panels):
             depth_curves(ax, part[part["metric"] == metric])
             ax.set_title(title)
@@ -37,7 +36,6 @@ def plot_probe(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig.tight_layout()
         paths.append(out_dir / f"probe_{dataset}.png")
         fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
     return paths
 
 
@@ -49,7 +47,8 @@ def plot_swap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         if swaps.empty:
             continue
         directions = sorted({h.split(" ")[0] for h in swaps["hybrid"]})
-        fig, axes = plt.subplots(1, len(directions), figsize=(6 * len(directions), 3.8), squeeze=False)
+        fig = agg_figure(figsize=(6 * len(directions), 3.8))
+        axes = fig.subplots(1, len(directions), squeeze=False)
         for ax, direction in zip(axes[0], directions):
             sub = swaps[swaps["hybrid"].str.startswith(direction + " ")]
             heads = sorted(sub["head"].unique())
@@ -71,7 +70,6 @@ def plot_swap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         safe = metric.replace(":", "-")
         paths.append(out_dir / f"swap_{dataset}_{safe}.png")
         fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
     return paths
 
 
@@ -80,7 +78,8 @@ def plot_weights(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     blocks = df[(df["module"].isin(["attn_qkvo", "mlp", "block"])) & (df["layer"] >= 1)]
     if blocks.empty:
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig = agg_figure(figsize=(12, 4))
+    axes = fig.subplots(1, 2)
     for ax, suffix, title in ((axes[0], "_delta_fro", "||W_sft - W_base||_F"),
                               (axes[1], "_delta_rel", "relative change ||dW||_F / ||W_base||_F")):
         for (side, module), part in blocks[blocks["metric"].str.endswith(suffix)].groupby(["side", "module"]):
@@ -94,5 +93,4 @@ def plot_weights(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.tight_layout()
     path = out_dir / "weights.png"
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return [path]

@@ -14,13 +14,10 @@ import math
 import re
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from sftscope.tuning.blocks import BlockSpec  # noqa: E402
+from sftscope.report.plots.canvas import agg_figure
+from sftscope.tuning.blocks import BlockSpec
 
 ROLE_ORDER = {"mask": 0, "reference": 1, "lora-control": 2, "full-control": 3}
 ROLE_COLOR = {"mask": "C0", "reference": "C3", "lora-control": "C2", "full-control": "C4"}
@@ -66,7 +63,8 @@ def _errors(part: pd.DataFrame):
 def plot_scores(part: pd.DataFrame, path: Path) -> Path:
     """Score per configuration with error bars and parameter counts; all-layer LoRA as a band."""
     part = _order(part).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(part) + 2), 4.2))
+    fig = agg_figure(figsize=(max(6.0, 0.55 * len(part) + 2), 4.2))
+    ax = fig.subplots()
     colors = [ROLE_COLOR.get(r, "gray") for r in part["role"]]
     ax.bar(part.index, part["value"], color=colors, alpha=0.75, yerr=_errors(part), capsize=3)
     top = (part["ci_high"].fillna(part["value"])).to_numpy()
@@ -84,7 +82,6 @@ def plot_scores(part: pd.DataFrame, path: Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -94,7 +91,8 @@ def plot_segments(part: pd.DataFrame, path: Path) -> Path | None:
     ks = sorted(k for k, g in singles.groupby("k") if len(g) >= 2)
     if not ks:
         return None
-    fig, axes = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.6), squeeze=False, sharey=True)
+    fig = agg_figure(figsize=(4.5 * len(ks), 3.6))
+    axes = fig.subplots(1, len(ks), squeeze=False, sharey=True)
     for ax, k in zip(axes[0], ks):
         g = singles[singles["k"] == k].sort_values("segment")
         ax.errorbar(g["segment"], g["value"], yerr=_errors(g), marker="o", capsize=3, color=ROLE_COLOR["mask"],
@@ -109,7 +107,6 @@ def plot_segments(part: pd.DataFrame, path: Path) -> Path | None:
     fig.suptitle(f"{part['dataset'].iloc[0]}: single-segment sweep (inverted-U check)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

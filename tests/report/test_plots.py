@@ -2,9 +2,12 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.image import imread
 
-from sftscope.results.plots import plot_analysis
+from sftscope.report.plots.analysis import plot_analysis
+
+pytestmark = pytest.mark.integration  # draws every analysis figure (seconds)
 
 
 def _table(with_ci=False):

@@ -8,12 +8,25 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sftscope.results import report_figures as figs
-from sftscope.results import report_findings as fnd
-from sftscope.results.report_data import RunData
-from sftscope.results.report_html import esc, figure_html, kv_html, pivot_layers, sub_heading, table_html
+from sftscope.report import figures as figs
+from sftscope.report import findings as fnd
+from sftscope.report.data import RunData
+from sftscope.report.markup import (
+    esc,
+    figure_html,
+    kv_html,
+    pivot_layers,
+    sub_heading,
+    table_html,
+)
+from sftscope.results.schema import (
+    MODE_ALIGNMENT,
+    MODE_DATASET_DIFF,
+    MODE_SAMPLE_DIFF,
+    MODE_VALUE,
+    Tables,
+)
 from sftscope.tuning.blocks import format_layers
-from sftscope.results.schema import MODE_ALIGNMENT, MODE_DATASET_DIFF, MODE_SAMPLE_DIFF, MODE_VALUE
 
 CAPTIONS = [
     (r"overview__(.+)", "All representation metrics per layer (rows) and data set (columns), preset {0}; Base "
@@ -92,7 +105,7 @@ def details_html(summary: str, content: str) -> str:
 
 
 def representations(run: RunData, figures: Figures) -> str:
-    df = run.table("metrics")
+    df = run.table(Tables.METRICS)
     aligned_figs, overview, differences = (figures.take(p) for p in SECTION_FIGURES["representations"])
     if df is None and not (aligned_figs or overview or differences):
         return ""
@@ -122,14 +135,14 @@ def representations(run: RunData, figures: Figures) -> str:
 
 
 def probe(run: RunData, figures: Figures) -> str:
-    df, shown = run.table("probe"), figures.take(*SECTION_FIGURES["probe"])
+    df, shown = run.table(Tables.PROBE), figures.take(*SECTION_FIGURES["probe"])
     tables = [table_html(pivot_layers(part, ["side", "metric"]), f"Logit lens per layer on {dataset}.")
               for dataset, part in df.groupby("dataset", sort=True)] if df is not None else []
     return figures_html(shown) + "".join(tables)
 
 
 def weights(run: RunData, figures: Figures) -> str:
-    df, shown = run.table("weights"), figures.take(*SECTION_FIGURES["weights"], exact=True)
+    df, shown = run.table(Tables.WEIGHTS), figures.take(*SECTION_FIGURES["weights"], exact=True)
     table = ""
     if df is not None:
         blocks = df[df["metric"].str.match(r"(attn_qkvo|mlp|block)_delta_(fro|rel)$") & (df["layer"] >= 1)]
@@ -139,7 +152,7 @@ def weights(run: RunData, figures: Figures) -> str:
 
 
 def correlation(run: RunData, figures: Figures) -> str:
-    df, shown = run.table("correlation"), figures.take(*SECTION_FIGURES["correlation"])
+    df, shown = run.table(Tables.CORRELATION), figures.take(*SECTION_FIGURES["correlation"])
     table = ""
     if df is not None:
         cols = [c for c in ("side", "dataset", "metric", "preset", "mode", "method", "value", "p_value", "n",
@@ -150,7 +163,7 @@ def correlation(run: RunData, figures: Figures) -> str:
 
 
 def swap(run: RunData, figures: Figures) -> str:
-    df, shown = run.table("swap"), figures.take(*SECTION_FIGURES["swap"])
+    df, shown = run.table(Tables.SWAP), figures.take(*SECTION_FIGURES["swap"])
     table = ""
     if df is not None and "hybrid" in df.columns:
         wide = df.pivot_table(index="hybrid", columns=["dataset", "metric"], values="value", aggfunc="mean")
@@ -160,7 +173,7 @@ def swap(run: RunData, figures: Figures) -> str:
 
 
 def sweep(run: RunData, figures: Figures) -> str:
-    df = run.table("sweep_summary")
+    df = run.table(Tables.SWEEP_SUMMARY)
     shown = figures.take("sweep")
     if df is None:
         return figures_html(shown)
@@ -190,7 +203,7 @@ def suggestion(run: RunData, comparison: dict | None) -> str:
                       ("layer list", s.get("layer_spec", "")), ("data", ", ".join(s.get("data", [])))]),
              "<h4>Evidence</h4>", '<ul class="findings">' + "".join(f"<li>{esc(e)}</li>" for e in s.get("evidence", []))
              + "</ul>"]
-    profile = run.table("suggest")
+    profile = run.table(Tables.SUGGEST)
     if profile is not None:
         png = figs.suggestion_profiles(profile, s)
         if png:
@@ -212,7 +225,7 @@ def suggestion(run: RunData, comparison: dict | None) -> str:
 
 
 def tasks(run: RunData) -> str:
-    df = run.table("tasks")
+    df = run.table(Tables.TASKS)
     if df is None:
         return ""
     wide = df.pivot_table(index="side", columns=["dataset", "metric"], values="value", aggfunc="mean")

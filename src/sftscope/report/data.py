@@ -13,8 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from sftscope.errors import SftscopeError
-
-SUGGESTION_FILE = "suggestion.json"
+from sftscope.results.schema import SUGGESTION_FILE
 
 
 @dataclass

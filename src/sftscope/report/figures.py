@@ -12,16 +12,21 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sftscope.results.report_data import RunData
-from sftscope.results.report_findings import layer_curves
-from sftscope.results.schema import MODE_ALIGNMENT
-from sftscope.suggest.compare import higher_is_better, normalize_sweep, pick_metric, sweep_columns
+from sftscope.report.data import RunData
+from sftscope.report.findings import layer_curves
+from sftscope.results.schema import MODE_ALIGNMENT, Tables
+from sftscope.suggest.compare import (
+    higher_is_better,
+    normalize_sweep,
+    pick_metric,
+    sweep_columns,
+)
 
 # panel title, table, metric, mode, first layer, y label
 KEY_PANELS = [
-    ("Base-vs-variant CKA", "metrics", "cka", MODE_ALIGNMENT, 0, "linear CKA"),
-    ("Logit-lens next-token accuracy", "probe", "lens_accuracy", None, 0, "accuracy"),
-    ("Relative attention weight change", "weights", "attn_qkvo_delta_rel", None, 1, "||dW||_F / ||W_base||_F"),
+    ("Base-vs-variant CKA", Tables.METRICS, "cka", MODE_ALIGNMENT, 0, "linear CKA"),
+    ("Logit-lens next-token accuracy", Tables.PROBE, "lens_accuracy", None, 0, "accuracy"),
+    ("Relative attention weight change", Tables.WEIGHTS, "attn_qkvo_delta_rel", None, 1, "||dW||_F / ||W_base||_F"),
 ]
 
 

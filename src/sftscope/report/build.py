@@ -8,16 +8,17 @@ Several run directories (model sizes, variants) are overlaid on relative depth i
 from __future__ import annotations
 
 import datetime
-import os
 from pathlib import Path
 
 from sftscope.errors import SftscopeError
-from sftscope.results import report_figures as figs
-from sftscope.results import report_findings as fnd
-from sftscope.results.report_data import RunData, load_run
-from sftscope.results import report_sections as sec
-from sftscope.results.report_html import esc, figure_html, page, sub_heading, tile
+from sftscope.report import figures as figs
+from sftscope.report import findings as fnd
+from sftscope.report import sections as sec
+from sftscope.report.data import RunData, load_run
+from sftscope.report.markup import esc, figure_html, page, sub_heading, tile
 from sftscope.results.rundir import _atomic_write
+from sftscope.results.schema import Tables
+
 
 def _per_run(runs: list[RunData], section: str, render) -> tuple[str, list[str]]:
     """Concatenate render(run) over runs, with a sub-heading per run when there are several."""
@@ -42,15 +43,16 @@ def _findings_list(findings: list[fnd.Finding], multi: bool) -> str:
 def _collect_findings(runs: list[RunData]) -> tuple[list[fnd.Finding], dict[str, dict]]:
     findings, comparisons = [], {}
     for run in runs:
-        for table, make in (("metrics", fnd.cka_findings), ("probe", fnd.lens_findings),
-                            ("weights", fnd.weight_findings), ("swap", fnd.swap_findings),
-                            ("correlation", fnd.correlation_findings), ("sweep_summary", fnd.sweep_findings)):
+        for table, make in ((Tables.METRICS, fnd.cka_findings), (Tables.PROBE, fnd.lens_findings),
+                            (Tables.WEIGHTS, fnd.weight_findings), (Tables.SWAP, fnd.swap_findings),
+                            (Tables.CORRELATION, fnd.correlation_findings),
+                            (Tables.SWEEP_SUMMARY, fnd.sweep_findings)):
             if run.table(table) is not None:
                 found = make(run.table(table))
                 # the directory's name, not the table's run column (a copied directory keeps its old name there)
                 findings += [fnd.Finding(f.key, f.value, f.detail, run.name) for f in found]
         if run.suggestion:
-            found, comparisons[run.name] = fnd.suggestion_findings(run.suggestion, run.table("sweep_summary"), run.name)
+            found, comparisons[run.name] = fnd.suggestion_findings(run.suggestion, run.table(Tables.SWEEP_SUMMARY), run.name)
             findings += found
     return findings, comparisons
 
@@ -130,6 +132,5 @@ def write_report(run_dirs, out: str | Path | None = None) -> Path:
     out = Path(out) if out else run_dirs[0] / "report.html"
     text = build_report(runs)
     _atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    os.chmod(out, 0o644)  # a page to share: the temporary file's private mode would stick otherwise
     return out
 

@@ -8,8 +8,13 @@ import numpy as np
 import pandas as pd
 
 from sftscope.results.schema import MODE_ALIGNMENT, MODE_DIAGNOSTIC
-from sftscope.suggest.compare import (compare_with_sweep, higher_is_better, normalize_sweep, pick_metric,
-                                      sweep_columns)
+from sftscope.suggest.compare import (
+    compare_with_sweep,
+    higher_is_better,
+    normalize_sweep,
+    pick_metric,
+    sweep_columns,
+)
 from sftscope.suggest.curves import drop_from_plateau, emergence_index, rise_to_end
 from sftscope.suggest.decide import Suggestion
 from sftscope.tuning.blocks import format_layers

@@ -18,7 +18,12 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sftscope.results.schema import MODE_ALIGNMENT, MODE_DATASET_DIFF, MODE_SAMPLE_DIFF, MODE_VALUE
+from sftscope.results.schema import (
+    MODE_ALIGNMENT,
+    MODE_DATASET_DIFF,
+    MODE_SAMPLE_DIFF,
+    MODE_VALUE,
+)
 
 BASE_SIDE = "base"
 ALIGNMENT_PANELS = [("cka", ("cka", "cka_debiased")), ("cosine_similarity", ("cosine_similarity",)),

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from sftscope.errors import SftscopeError  # noqa: E402
+from sftscope.errors import SftscopeError
+from sftscope.report.plots.canvas import agg_figure
 
 
 def _series_label(row: pd.Series) -> str:
@@ -33,7 +30,8 @@ def plot_correlation(corr_df: pd.DataFrame, path: str | Path, alpha: float = 0.0
     pvals = pvals.reindex(index=values.index, columns=values.columns)
     height = 1.2 + 0.35 * len(values.index)
     width = 3.0 + 1.1 * len(values.columns)
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig = agg_figure(figsize=(width, height))
+    ax = fig.subplots()
     image = ax.imshow(values.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(len(values.columns)), values.columns, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(values.index)), values.index, fontsize=8)
@@ -51,5 +49,4 @@ def plot_correlation(corr_df: pd.DataFrame, path: str | Path, alpha: float = 0.0
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
