@@ -141,3 +141,13 @@ def test_config_file_errors(tmp_path, capsys):
 def test_required_out_and_defaults():
     assert COMMANDS["analyze"].out == REQUIRED and COMMANDS["suggest"].out == "sftscope-runs/suggest"
     assert COMMANDS["correlate"].out == POSITIONAL and COMMANDS["demo"].out is None
+
+
+def test_building_the_command_line_imports_no_torch():
+    """`sftscope --help` and usage errors stay fast: the stage configs are light modules."""
+    import subprocess
+    import sys
+    code = ("import sys; from sftscope import cli; cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'peft', 'accelerate') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
