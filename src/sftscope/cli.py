@@ -17,7 +17,7 @@ from sftscope.config import (
     config_from_namespace,
     read_config_file,
 )
-from sftscope.errors import SftscopeError
+from sftscope.errors import SftscopeError, describe, print_error
 from sftscope.stages import COMMANDS, POSITIONAL, REQUIRED, Command
 
 LS_CHOICES = ("datasets", "metrics", "tasks", "architectures")
@@ -201,14 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as stop:  # --help, --version, or a usage error already printed as one line
             return int(stop.code or 0)
         _run(args)
-    except SftscopeError as exc:
-        if debug:
-            raise
-        print(f"sftscope: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("sftscope: interrupted; finished units are kept: run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  every failure ends as one line (--debug: the traceback)
+        if debug:
+            raise
+        print_error(exc)
+        # a known kind of bad input or environment is status 2; a failure sftscope did not foresee is 1
+        return 2 if isinstance(exc, SftscopeError) or not describe(exc).startswith("unexpected ") else 1
     return 0
 
 

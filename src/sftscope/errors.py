@@ -93,3 +93,8 @@ def _describe(exc: BaseException) -> str:
 def print_error(exc: BaseException, stream=None) -> None:
     """Print `describe(exc)` as the one-line `sftscope: error: ...` message."""
     print(f"sftscope: error: {describe(exc)}", file=stream or sys.stderr)
+
+
+def note(message: str, stream=None) -> None:
+    """Tell the user something the run decided on its own (fewer samples than asked, ...): one stderr line."""
+    print(f"sftscope: note: {message}", file=stream or sys.stderr)

@@ -22,7 +22,8 @@ from sftscope.capture.hooks import capture
 from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
 from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
-from sftscope.models.loading import LoadedModel, check_pair, load_model, load_pair
+from sftscope.models.loading import LoadedModel, load_model, load_pair
+from sftscope.preflight import check_max_length, check_models, check_output_dir
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row, Tables
 
@@ -80,12 +81,12 @@ def _finish_dataset(run: RunDir, prepared: PreparedData, accs: dict[str, SideAcc
     run.write_unit(TABLE, prepared.name, rows)
 
 
-def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData]) -> None:
+def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData], configs) -> None:
     """All models loaded; each batch of samples goes through the Base, then each variant."""
     pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
     if not pending:  # resume with everything finished: no model needs loading
         return
-    models = load_pair(cfg.refs(), cfg.load_options())
+    models = load_pair(cfg.refs(), cfg.load_options(), configs)
     run.write_environment(cfg.seed, [m.record for m in models])
     for prepared in pending:
         encoded = {m.name: _encode_side(prepared, m, cfg) for m in models}
@@ -103,9 +104,9 @@ def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedDa
         _finish_dataset(run, prepared, accs, diagnostics, cfg)
 
 
-def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData]) -> None:
+def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData], configs) -> None:
     """One model at a time: each side's accumulated state is spilled to disk, then sides are paired."""
-    refs, configs = cfg.refs(), check_pair(cfg.refs(), cfg.trust_remote_code)
+    refs = cfg.refs()
     spill = run.path / "spill"
     spill.mkdir(parents=True, exist_ok=True)
     pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
@@ -140,15 +141,19 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
         SftscopeError: unknown data sets or fields, models that cannot be loaded or compared, nothing to measure,
             or a different config already recorded in `out`.
     """
-    run = RunDir(out)
+    check_output_dir(out)
+    refs = cfg.refs()
+    configs = check_models(refs, cfg.trust_remote_code)  # models first: a wrong path fails before data is fetched
+    check_max_length(configs, cfg.max_length, [r.name for r in refs])
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.token_samples, cfg.pooled_samples, cfg.text_field)
                 for d in cfg.data]
+    run = RunDir(out)
     run.bind_config("analyze", cfg.identity())
     pending = [p.name for p in datasets if not run.is_done(TABLE, p.name)]
     if cfg.mode == "resident":
-        _analyze_resident(cfg, run, datasets)
+        _analyze_resident(cfg, run, datasets, configs)
     else:
-        _analyze_sequential(cfg, run, datasets)
+        _analyze_sequential(cfg, run, datasets, configs)
     # figures are drawn from the table: redraw only when it changed (or they are missing)
     if cfg.plots and (pending or not any(run.figures.glob("alignment__*.png"))):
         from sftscope.report.plots.analysis import plot_analysis

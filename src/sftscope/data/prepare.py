@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftscope.data.registry import DatasetSpec, get_dataset, load_records, load_user_file, sample_records
-from sftscope.errors import SftscopeError
+from sftscope.errors import SftscopeError, note
 
 
 @dataclass
@@ -41,7 +41,11 @@ def prepare_dataset(entry: str, data_dir: str | Path | None, seed: int, token_sa
     non_empty = [r for r in records if spec.render(r).strip()]
     if not non_empty:
         raise SftscopeError(f"data set {spec.name!r} has no non-empty text ({len(records)} records)")
-    drawn = sample_records(non_empty, max(token_samples, pooled_samples), seed)
+    wanted = max(token_samples, pooled_samples)
+    if len(non_empty) < wanted:
+        note(f"data set {spec.name!r} has {len(non_empty)} non-empty samples, fewer than the {wanted} asked for; "
+             f"using {len(non_empty)}")
+    drawn = sample_records(non_empty, wanted, seed)
     return PreparedData(spec, drawn, {r["id"] for r in drawn[:token_samples]},
                         {r["id"] for r in drawn[:pooled_samples]}, len(records) - len(non_empty))
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from sftscope.data.registry import resolve_data_dir
 from sftscope.evaluation.config import EvaluateConfig
-from sftscope.evaluation.tasks import evaluate, get_task
+from sftscope.evaluation.tasks import evaluate
 from sftscope.models.loading import load_model
+from sftscope.preflight import check_models, check_output_dir, check_task_data
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Tables
 
@@ -21,16 +22,18 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: an unknown task, a model that cannot be loaded, missing data, or a different config in `out`.
     """
-    for task in cfg.tasks:
-        get_task(task)  # unknown task names fail before any model loads
+    check_output_dir(out)
+    root = resolve_data_dir(cfg.data_dir)
+    refs = cfg.refs()
+    configs = check_models(refs, cfg.trust_remote_code, pair=False)  # any models: no pair to compare
+    check_task_data(cfg.tasks, root)  # unknown tasks and missing data fail before any model loads
     run = RunDir(out)
     run.bind_config("evaluate", cfg.identity())
-    root = resolve_data_dir(cfg.data_dir)
-    for ref in cfg.refs():
+    for ref, config in zip(refs, configs):
         pending = [t for t in cfg.tasks if not run.is_done(TABLE, f"{ref.name}--{t}")]
         if not pending:
             continue
-        loaded = load_model(ref, cfg.load_options())
+        loaded = load_model(ref, cfg.load_options(), config)
         run.write_environment(cfg.seed, [loaded.record])
         for task in pending:
             rows = evaluate(loaded.model, loaded.tokenizer, [task], side=ref.name, data_dir=root, limit=cfg.limit,

@@ -156,8 +156,10 @@ def check_pair(refs: list[ModelRef], trust_remote_code: bool = False) -> list[Pr
     return configs
 
 
-def load_pair(refs: list[ModelRef], options: LoadConfig | None = None) -> list[LoadedModel]:
-    """Base first, then each fine-tuned variant, all resident at once (checked first)."""
+def load_pair(refs: list[ModelRef], options: LoadConfig | None = None,
+              configs: list[PretrainedConfig] | None = None) -> list[LoadedModel]:
+    """Base first, then each fine-tuned variant, all resident at once (checked first, unless `configs` come
+    from an earlier `check_pair` of the same refs)."""
     options = options or LoadConfig()
-    configs = check_pair(refs, options.trust_remote_code)
+    configs = configs or check_pair(refs, options.trust_remote_code)
     return [load_model(r, options, c) for r, c in zip(refs, configs)]

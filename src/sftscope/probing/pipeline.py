@@ -11,6 +11,7 @@ from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.data.prepare import prepare_dataset
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel, load_pair
+from sftscope.preflight import check_max_length, check_models, check_output_dir
 from sftscope.probing.config import ProbeConfig
 from sftscope.probing.logit_lens import lens_batch
 from sftscope.results.rundir import RunDir
@@ -56,13 +57,17 @@ def run_probe(cfg: ProbeConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
     """
-    run = RunDir(out)
+    check_output_dir(out)
+    refs = cfg.refs()
+    configs = check_models(refs, cfg.trust_remote_code)
+    check_max_length(configs, cfg.max_length, [r.name for r in refs])
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
+    run = RunDir(out)
     run.bind_config("probe", cfg.identity())
     pending = [p for p in datasets if not run.is_done(TABLE, p.name)]
     if pending:
-        models = load_pair(cfg.refs(), cfg.load_options())
+        models = load_pair(refs, cfg.load_options(), configs)
         run.write_environment(cfg.seed, [m.record for m in models])
         for prepared in pending:
             texts = [prepared.spec.render(r) for r in prepared.records]

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from sftscope.data.prepare import prepare_dataset
-from sftscope.models.loading import check_pair, load_model
+from sftscope.models.loading import load_model
+from sftscope.preflight import check_max_length, check_models, check_output_dir
 from sftscope.results.rundir import RunDir, write_json
 from sftscope.results.schema import MODE_ALIGNMENT, MODE_VALUE, SUGGESTION_FILE, Row, Tables
 from sftscope.suggest.config import SuggestConfig
@@ -49,15 +50,18 @@ def run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
     """
-    run = RunDir(out)
+    check_output_dir(out)
+    refs = cfg.refs()
+    configs = check_models(refs, cfg.trust_remote_code)
+    check_max_length(configs, cfg.max_length, [r.name for r in refs])
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
+    run = RunDir(out)
     run.bind_config("suggest", cfg.identity())
     if run.is_done(TABLE, "profiles") and (run.path / SUGGESTION_FILE).exists():  # resume: same config, done
         return run
-    refs = cfg.refs()
     options = cfg.load_options()
-    models = [load_model(r, options, c) for r, c in zip(refs, check_pair(refs, cfg.trust_remote_code))]
+    models = [load_model(r, options, c) for r, c in zip(refs, configs)]
     run.write_environment(cfg.seed, [m.record for m in models])
     base, variant = models[0], (models[1] if len(models) > 1 else None)
     per_dataset = [dataset_profiles(base, p, cfg.max_length, cfg.batch_size, variant) for p in datasets]

@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 
 from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.data.prepare import prepare_dataset
-from sftscope.models.loading import LoadedModel, load_config, load_pair
+from sftscope.models.loading import LoadedModel, load_pair
+from sftscope.preflight import check_max_length, check_models, check_output_dir, check_task_data
 from sftscope.probing.logit_lens import next_token_stats
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_SWAP, Row, Tables
@@ -50,12 +51,17 @@ def _teacher_forced(model: LoadedModel, batches) -> dict[str, float]:
     return {"token_accuracy": correct / tokens, "perplexity": math.exp(nll / tokens), "tokens": tokens}
 
 
+def _scored_task(task: str | None) -> str | None:
+    """The data set's task when it gives a swap score (log-likelihood or generation), else None."""
+    from sftscope.evaluation.tasks import TASKS
+    return task if task in TASKS and TASKS[task].kind != "perplexity" else None
+
+
 def _task_scores(model: LoadedModel, task: str | None, data_dir, cfg: SwapConfig) -> dict[str, float]:
-    if not (cfg.tasks and task):
+    task = _scored_task(task) if cfg.tasks else None
+    if task is None:
         return {}
-    from sftscope.evaluation.tasks import TASKS, get_task
-    if task not in TASKS or TASKS[task].kind == "perplexity":
-        return {}
+    from sftscope.evaluation.tasks import get_task
     result = get_task(task).run(model.model, model.tokenizer, data_dir=data_dir, limit=cfg.task_limit,
                                 batch_size=cfg.batch_size, seed=cfg.seed)
     return {f"{task}:{k}": float(v) for k, v in result.metrics.items()}
@@ -67,15 +73,20 @@ def run_swap(cfg: SwapConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
     """
-    run = RunDir(out)
+    check_output_dir(out)
+    refs = cfg.refs()
+    configs = check_models(refs, cfg.trust_remote_code)
+    check_max_length(configs, cfg.max_length, [r.name for r in refs])
+    plans = hybrids(configs[0].num_hidden_layers, cfg)  # a segment count the model cannot hold fails here
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
+    if cfg.tasks:
+        check_task_data([t for t in (_scored_task(p.spec.task) for p in datasets) if t], cfg.data_dir)
+    run = RunDir(out)
     run.bind_config("swap", cfg.identity())
-    num_layers = load_config(cfg.refs()[0], cfg.trust_remote_code).num_hidden_layers
-    plans = hybrids(num_layers, cfg)
     if all(run.is_done(TABLE, f"{p.name}--{h['hybrid']}") for p in datasets for h in plans):
         return _plot(run, cfg.plots)  # resume with everything finished: no model needs loading
-    models = {m.name: m for m in load_pair(cfg.refs(), cfg.load_options())}
+    models = {m.name: m for m in load_pair(refs, cfg.load_options(), configs)}
     run.write_environment(cfg.seed, [m.record for m in models.values()])
     tok = models["base"].tokenizer
     for prepared in datasets:

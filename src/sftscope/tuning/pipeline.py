@@ -24,6 +24,7 @@ from sftscope.errors import SftscopeError
 from sftscope.evaluation.tasks import evaluate, first_n
 from sftscope.models.loading import load_model
 from sftscope.models.refs import ModelRef
+from sftscope.preflight import check_output_dir, check_tuning
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Row, Tables
 from sftscope.tuning.blocks import BlockSpec, format_layers
@@ -144,9 +145,12 @@ def run_tune(cfg: TuneConfig, out: str | Path, progress: bool = True) -> RunDir:
             different config already recorded in `out`.
     """
     run = RunDir(out)
-    run.bind_config("tune", cfg.identity())
     if cell_done(run):
+        run.bind_config("tune", cfg.identity())  # a finished cell: only its config is checked
         return run
+    check_output_dir(out)
+    check_tuning([cfg])  # blocks, targets, budget, training data and task data, before the Base loads
+    run.bind_config("tune", cfg.identity())
     name = cfg.name or run.name
     records = load_train_records(cfg.train, cfg.data_dir, cfg.train_limit)
     loaded = load_model(ModelRef.parse(cfg.base, "base"), cfg.load_options())

@@ -25,6 +25,7 @@ from pathlib import Path
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import load_config
 from sftscope.models.refs import ModelRef
+from sftscope.preflight import check_output_dir, check_tuning
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Tables
 from sftscope.tuning.blocks import BlockSpec, parse_block_spec, same_size_controls, segment_masks
@@ -112,16 +113,17 @@ def run_sweep(cfg: SweepConfig, out: str | Path, progress: bool = True, echo=pri
     Raises:
         SftscopeError: `cfg.cell` out of range, nothing finished to summarise, or a different config in `out`.
     """
-    run = RunDir(out)
-    run.bind_config("sweep", {**cfg.identity(), "masks": cfg.mask_list()})
+    check_output_dir(out)
     cells = expand_cells(cfg, out)
     if cfg.cell is not None and not 0 <= cfg.cell < len(cells):
         raise SftscopeError(f"--cell {cfg.cell} is out of range: this sweep has cells 0-{len(cells) - 1} "
                             "(see --list)")
     todo = [] if cfg.summarize_only else cells if cfg.cell is None else [cells[cfg.cell]]
+    todo = [c for c in todo if not cell_done(RunDir(c.path))]
+    check_tuning([c.config for c in todo])  # every cell's blocks and budget before the first one trains
+    run = RunDir(out)
+    run.bind_config("sweep", {**cfg.identity(), "masks": cfg.mask_list()})
     for c in todo:
-        if cell_done(RunDir(c.path)):
-            continue
         echo(f"[sweep] cell {c.index + 1}/{len(cells)}: {c.name}")
         run_tune(c.config, c.path, progress=progress)
     if cfg.cell is None:

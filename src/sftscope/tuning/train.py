@@ -19,9 +19,9 @@ from sftscope.results.schema import Row
 from sftscope.runtime import set_seed
 from sftscope.tuning.adapters import attach_lora
 from sftscope.tuning.blocks import BlockSpec
-from sftscope.tuning.budget import lora_reference_count, match_budget
+from sftscope.tuning.budget import RankPlan, lora_reference_count, match_budget
 from sftscope.tuning.config import TrainConfig
-from sftscope.tuning.full_blocks import plan_full_blocks, unfreeze_blocks
+from sftscope.tuning.full_blocks import FullBlockPlan, plan_full_blocks, unfreeze_blocks
 from sftscope.tuning.modules import ALL_LINEAR, count_trainable, find_target_modules, num_layers_of
 from sftscope.tuning.sequences import collate, encode_records, pad_id_of
 
@@ -43,22 +43,35 @@ def targets_of(config: TrainConfig) -> tuple[str, ...] | str:
     return ALL_LINEAR if targets == (ALL_LINEAR,) else targets
 
 
-def adapt_model(model: nn.Module, config: TrainConfig) -> AdaptedModel:
-    """Attach the budget-matched LoRA (verified) or unfreeze the budget-matched full blocks of `model`."""
+def plan_adaptation(model: nn.Module, config: TrainConfig) -> tuple[RankPlan | FullBlockPlan, int]:
+    """(the budget-matched LoRA ranks or full-block plan, the reference count) for `model`, changing nothing.
+
+    Works on a weightless meta-device model (`meta_model_from_config`), so a block spec, target modules or a
+    budget that do not fit the model fail before any weight loads.
+
+    Raises:
+        SftscopeError: the blocks, targets or budget do not fit the model.
+    """
     num_layers = num_layers_of(model)
     targets = targets_of(config)
     reference = lora_reference_count(find_target_modules(model, targets), config.rank)
     spec = BlockSpec.parse(config.blocks)
     if config.method == "lora":
         selection = spec.resolve(num_layers, config.seed)
-        plan = match_budget(model, selection, targets, config.rank, reference, config.budget_tolerance)
+        return match_budget(model, selection, targets, config.rank, reference, config.budget_tolerance), reference
+    where = spec.text if spec.is_position else spec.resolve(num_layers, config.seed)
+    return plan_full_blocks(model, where, reference, config.full_scope, targets, config.seed), reference
+
+
+def adapt_model(model: nn.Module, config: TrainConfig) -> AdaptedModel:
+    """Attach the budget-matched LoRA (verified) or unfreeze the budget-matched full blocks of `model`."""
+    plan, reference = plan_adaptation(model, config)
+    if isinstance(plan, RankPlan):
         wrapped, check = attach_lora(model, plan, config.alpha, config.alpha_policy, config.lora_dropout,
                                      seed=config.seed)
-        return AdaptedModel(wrapped, selection.layers, plan.summary(), reference, check.trainable_count)
-    where = spec.text if spec.is_position else spec.resolve(num_layers, config.seed)
-    full = plan_full_blocks(model, where, reference, config.full_scope, targets, config.seed)
-    trainable = unfreeze_blocks(model, full)
-    return AdaptedModel(model, full.layers, full.summary(), reference, trainable)
+        return AdaptedModel(wrapped, plan.layers, plan.summary(), reference, check.trainable_count)
+    trainable = unfreeze_blocks(model, plan)
+    return AdaptedModel(model, plan.layers, plan.summary(), reference, trainable)
 
 
 @dataclass

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sftscope.errors import SftscopeError
+from sftscope.models.refs import looks_local
+from sftscope.preflight import check_output_dir
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Tables
 from sftscope.weights.change import weight_change
 from sftscope.weights.config import WeightsConfig
+from sftscope.weights.sources import open_source
 
 TABLE = Tables.WEIGHTS
 
@@ -18,9 +22,15 @@ def run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: unreadable checkpoints, tensors of different shapes, or (strict) unmatched tensor names.
     """
+    check_output_dir(out)
+    refs = cfg.refs()
+    for ref in refs:  # local checkpoints: headers and shard lists are read now (cheap); hub ones are fetched later
+        if looks_local(ref.id):
+            if not Path(ref.id).expanduser().exists():
+                raise SftscopeError(f"model path {ref.id!r} ({ref.name}) does not exist")
+            open_source(ref.id)
     run = RunDir(out)
     run.bind_config("weights", cfg.identity())
-    refs = cfg.refs()
     base = refs[0]
     run.write_environment(None, [{"name": r.name, "id": r.id, "revision": r.revision} for r in refs])
     for ref in refs[1:]:

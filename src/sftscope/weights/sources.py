@@ -59,9 +59,7 @@ class SafetensorsSource(TensorSource):
         self.config, self.description, self.shapes = config, description, {}
         self._where: dict[str, tuple[Path, torch.dtype, int]] = {}  # name -> (file, dtype, absolute byte offset)
         for path in files:
-            with open(path, "rb") as f:
-                header_len = int.from_bytes(f.read(8), "little")
-                header = json.loads(f.read(header_len))
+            header, header_len = _safetensors_header(path)
             for name, info in header.items():
                 if name == "__metadata__":
                     continue
@@ -87,6 +85,31 @@ class SafetensorsSource(TensorSource):
                     raise SftscopeError(f"{path} is truncated: cannot read tensor {name}")
                 return torch.frombuffer(buffer, dtype=dtype).reshape((stop - start, *row_shape))
             yield read
+
+
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """The header of a .safetensors file and its length, checked against the file's size (a truncated download
+    fails here, by name, not half-way through a comparison).
+
+    Raises:
+        SftscopeError: the file is too short for its header or for the tensors the header lists, or the header
+            is not the format's JSON.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        if size < 8 or header_len > size - 8:
+            raise SftscopeError(f"{path} is truncated or not a .safetensors file ({size} bytes); download or save "
+                                "the model again")
+        try:
+            header = json.loads(f.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SftscopeError(f"{path} has a damaged header ({exc}); download or save the model again") from exc
+    ends = [info["data_offsets"][1] for name, info in header.items() if name != "__metadata__"]
+    if ends and 8 + header_len + max(ends) > size:
+        raise SftscopeError(f"{path} is truncated ({size} bytes, its header lists {8 + header_len + max(ends)}); "
+                            "download or save the model again")
+    return header, header_len
 
 
 class BinSource(TensorSource):
