@@ -46,7 +46,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     """The `sftscope` parser and each stage's sub-parser (by command name, `organism build` as 'organism')."""
     ConfigParser = _config_parser_class()
     parser = _Parser(prog="sftscope", description="Where in depth does fine-tuning change a model? "
-                     "Layer-wise Base-vs-SFT analysis and Mid-Block Efficient Tuning.")
+                     "Layer-wise Base-vs-SFT analysis and Mid-Block Efficient Tuning.", allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"sftscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ConfigParser)
@@ -55,11 +55,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ls = sub.add_parser("ls", help="list registered data sets, metrics, tasks or architectures")
     ls.add_argument("what", choices=LS_CHOICES)
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, dataclass_types=[cmd.config_class()])
+        # allow_abbrev=False: a misspelt option (--pooled-sample) is an error, never silently another option
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, dataclass_types=[cmd.config_class()],
+                           allow_abbrev=False)
         _add_common(p, cmd)
         stage_parsers[cmd.name] = p
 
-    rp = sub.add_parser("report", help="one self-contained HTML report of run directories (reads files only)")
+    rp = sub.add_parser("report", help="one self-contained HTML report of run directories (reads files only)",
+                        allow_abbrev=False)
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories; several are overlaid on depth")
     rp.add_argument("--out", default=None, help="HTML file (default: report.html in the first run directory)")
     rp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
@@ -69,7 +72,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     org_sub = org.add_subparsers(dest="organism_command", required=True, metavar="ACTION",
                                  parser_class=ConfigParser)
     ob = org_sub.add_parser("build", help="build (or reuse) the organism: world, tokenizer, Base, SFT, card",
-                            dataclass_types=[OrganismBuildConfig])
+                            dataclass_types=[OrganismBuildConfig], allow_abbrev=False)
     ob.add_argument("--out", default=None, help="folder (default: the user cache, reused when complete)")
     _add_common(ob)
     stage_parsers["organism"] = ob

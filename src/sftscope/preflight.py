@@ -13,7 +13,8 @@ from pathlib import Path
 from sftscope.errors import SftscopeError, note
 from sftscope.results.rundir import check_output_dir
 
-__all__ = ["check_output_dir", "check_models", "check_max_length", "check_task_data", "check_tuning"]
+__all__ = ["check_output_dir", "check_models", "check_weight_files", "check_max_length", "check_samples",
+           "check_task_data", "check_tuning"]
 
 
 def check_models(refs, trust_remote_code: bool = False, pair: bool = True) -> list:
@@ -28,14 +29,51 @@ def check_models(refs, trust_remote_code: bool = False, pair: bool = True) -> li
     from sftscope.models.loading import check_pair, load_config, load_tokenizer
 
     if pair:
-        return check_pair(list(refs), trust_remote_code)
-    configs = []
+        configs = check_pair(list(refs), trust_remote_code)
+    else:
+        configs = []
+        for ref in refs:
+            config = load_config(ref, trust_remote_code)
+            arch_for(config.model_type)
+            load_tokenizer(ref, trust_remote_code)
+            configs.append(config)
     for ref in refs:
-        config = load_config(ref, trust_remote_code)
-        arch_for(config.model_type)
-        load_tokenizer(ref, trust_remote_code)
-        configs.append(config)
+        check_weight_files(ref)
     return configs
+
+
+def check_weight_files(ref) -> None:
+    """A local model folder's weight files: present, every shard there, no .safetensors file truncated (headers
+    and sizes only; hub models are checked by their download).
+
+    Raises:
+        SftscopeError: naming the file and what to do.
+    """
+    from sftscope.models.refs import looks_local
+    from sftscope.weights.sources import open_source
+
+    path = Path(ref.id).expanduser()
+    if looks_local(ref.id) and path.is_dir():
+        try:
+            open_source(path)
+        except SftscopeError as exc:
+            raise SftscopeError(f"{ref.name}: {exc}") from exc
+
+
+def check_samples(prepared, tokenizer, max_length: int, min_tokens: int) -> None:
+    """At least one sample of a data set must have `min_tokens` tokens after cutting at `max_length`.
+
+    Raises:
+        SftscopeError: nothing would be measured.
+    """
+    from sftscope.capture.batches import encode_texts
+
+    texts = [prepared.spec.render(r) for r in prepared.records]
+    encoded = encode_texts(prepared.ids, texts, tokenizer, max_length)
+    if not any(len(e.input_ids) >= min_tokens for e in encoded):
+        raise SftscopeError(f"every sample of {prepared.name!r} is shorter than {min_tokens} tokens (max length "
+                            f"{max_length}): nothing to measure; choose another data set, text field or "
+                            "--max-length")
 
 
 def max_positions(config) -> int | None:

@@ -22,8 +22,8 @@ from sftscope.capture.hooks import capture
 from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
 from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
-from sftscope.models.loading import LoadedModel, load_model, load_pair
-from sftscope.preflight import check_max_length, check_models, check_output_dir
+from sftscope.models.loading import LoadedModel, load_model, load_pair, load_tokenizer
+from sftscope.preflight import check_max_length, check_models, check_output_dir, check_samples
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row, Tables
 
@@ -147,6 +147,9 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
     check_max_length(configs, cfg.max_length, [r.name for r in refs])
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.token_samples, cfg.pooled_samples, cfg.text_field)
                 for d in cfg.data]
+    base_tokenizer = load_tokenizer(refs[0], cfg.trust_remote_code)
+    for prepared in datasets:
+        check_samples(prepared, base_tokenizer, cfg.max_length, MIN_TOKENS)
     run = RunDir(out)
     run.bind_config("analyze", cfg.identity())
     pending = [p.name for p in datasets if not run.is_done(TABLE, p.name)]

@@ -52,7 +52,8 @@ def load_config(ref: ModelRef, trust_remote_code: bool = False) -> PretrainedCon
         config = AutoConfig.from_pretrained(str(path) if path.exists() else ref.id, revision=ref.revision,
                                             trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001  transformers raises OSError, ValueError, KeyError, hub errors ...
-        raise SftscopeError(f"cannot load the config of {ref.id!r} ({ref.name}): {first_line(exc)}. Check the id or "
+        raise SftscopeError(f"cannot load the config of {ref.id!r} ({ref.name}): {first_line(exc).rstrip('.')}. "
+                            "Check the id or "
                             "path, the revision, your network / HF_TOKEN, or pass --trust-remote-code for custom "
                             "code") from exc
     if not getattr(config, "num_hidden_layers", None) and not getattr(config, "n_layer", None):
