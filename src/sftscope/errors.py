@@ -52,8 +52,8 @@ def describe(exc: BaseException) -> str:
     """One line for the user about `exc`: what failed and what to do. Never raises."""
     try:
         return _describe(exc)
-    except Exception:  # noqa: BLE001  describing must never fail in its turn
-        return f"unexpected {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)"
+    except Exception:  # noqa: BLE001  describing must never fail in its turn (not even on a broken __str__)
+        return f"unexpected {type(exc).__name__} (run with --debug for the traceback)"
 
 
 def _describe(exc: BaseException) -> str:
