@@ -9,7 +9,7 @@ from typing import Callable
 
 from sftscope.config import StageConfig, option
 from sftscope.errors import SftscopeError
-from sftscope.results.rundir import RunDir
+from sftscope.results.rundir import RunDir, check_output_dir
 from sftscope.results.schema import SUGGESTION_FILE, Tables
 
 ORGANISM_DATA = ["organism-qa", "organism-facts", "organism-mc"]
@@ -149,6 +149,7 @@ STAGES: list[tuple[str, Callable[[DemoPlan], str]]] = [
 def plan_demo(cfg: DemoConfig, out: str | Path | None = None) -> DemoPlan:
     """What the demo runs on: the organism (built once, then cached) or the user's --base / --sft."""
     out = Path(out) if out else cfg.default_out()
+    check_output_dir(out)  # before the organism is built (minutes the first time)
     if cfg.base is not None:
         return DemoPlan(cfg.base, cfg.sft, cfg.data or ["gsm8k", "mmlu"], cfg.data_dir, out, cfg.quick, cfg.seed,
                         organism=False)
