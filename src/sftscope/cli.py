@@ -8,10 +8,12 @@ holds no option of its own besides --out, --config, --debug and the positional a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from pathlib import Path
 
-from sftscope import __version__
+from sftscope import __version__, distributed
 from sftscope.config import (
     _config_parser_class,
     config_from_namespace,
@@ -195,7 +197,10 @@ def _run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `sftscope` console script; returns the exit status (2 for bad input)."""
+    """Entry point of the `sftscope` console script; returns the exit status (2 for bad input).
+
+    Under torchrun / accelerate launch every rank runs this; only rank 0 prints results and errors (an error
+    only another rank met is printed by that rank, with its number)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
@@ -203,16 +208,24 @@ def main(argv: list[str] | None = None) -> int:
             args = _parse(argv)
         except SystemExit as stop:  # --help, --version, or a usage error already printed as one line
             return int(stop.code or 0)
-        _run(args)
+        if args.command != "ls":
+            distributed.state()  # a launch whose processes do not form one group fails here, before any work
+        with contextlib.redirect_stdout(sys.stdout if distributed.is_main() else io.StringIO()):
+            _run(args)
     except KeyboardInterrupt:
         print("sftscope: interrupted; finished units are kept: run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001  every failure ends as one line (--debug: the traceback)
         if debug:
             raise
-        print_error(exc)
-        # a known kind of bad input or environment is status 2; a failure sftscope did not foresee is 1
-        return 2 if isinstance(exc, SftscopeError) or not describe(exc).startswith("unexpected ") else 1
+        status = 2 if isinstance(exc, SftscopeError) or not describe(exc).startswith("unexpected ") else 1
+        if distributed.is_main():
+            print_error(exc)
+        elif not isinstance(exc, SftscopeError):  # met on this rank alone: nobody else can report it
+            print(f"sftscope: error (rank {distributed.rank()}): {describe(exc)}", file=sys.stderr)
+        return status
+    finally:
+        distributed.shutdown()
     return 0
 
 

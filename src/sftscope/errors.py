@@ -96,5 +96,8 @@ def print_error(exc: BaseException, stream=None) -> None:
 
 
 def note(message: str, stream=None) -> None:
-    """Tell the user something the run decided on its own (fewer samples than asked, ...): one stderr line."""
-    print(f"sftscope: note: {message}", file=stream or sys.stderr)
+    """Tell the user something the run decided on its own (fewer samples than asked, ...): one stderr line
+    (from rank 0 only, when several processes run)."""
+    from sftscope.distributed import is_main
+    if is_main():
+        print(f"sftscope: note: {message}", file=stream or sys.stderr)

@@ -21,6 +21,13 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def use_cpu_for_collectives() -> bool:
+    """Whether several processes form a CPU (gloo) group: no CUDA here, or ACCELERATE_USE_CPU set (accelerate's
+    own switch, which `accelerate launch --cpu` / `use_cpu: true` sets)."""
+    flag = os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes", "y")
+    return flag or not cuda_available()
+
+
 def default_device() -> str:
     return "cuda" if cuda_available() else "cpu"
 

@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from sftscope import distributed
 from sftscope.errors import SftscopeError
 from sftscope.results.schema import CORE_COLUMNS, Row
 
@@ -153,10 +154,20 @@ class RunDir:
 
     # -- config -------------------------------------------------------------------------------
     def bind_config(self, stage: str, config: dict[str, Any]) -> None:
-        """Record `config` for `stage`; refuse if this directory already holds a different config for it."""
+        """Record `config` for `stage`; refuse if this directory already holds a different config for it.
+        With several processes every rank must bring the same config; rank 0 writes it.
+
+        Raises:
+            SftscopeError: a different config for `stage` is recorded here, config.json is unreadable, or the
+                ranks of a distributed run disagree.
+        """
+        normalized = json.loads(json.dumps(config, sort_keys=True, default=str))
+        distributed.check_same_config(stage, normalized)
+        distributed.on_main(lambda: self._bind(stage, normalized))
+
+    def _bind(self, stage: str, normalized: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         cfg_path = self.path / "config.json"
-        normalized = json.loads(json.dumps(config, sort_keys=True, default=str))
         with _locked(self.path):
             try:
                 existing = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
@@ -173,6 +184,10 @@ class RunDir:
             write_json(cfg_path, existing)
 
     def write_environment(self, seed: int | None = None, models: list[dict] | None = None) -> None:
+        """Record package versions, device, seed and model records (rank 0 writes; the others wait)."""
+        distributed.on_main(lambda: self._write_environment(seed, models))
+
+    def _write_environment(self, seed: int | None, models: list[dict] | None) -> None:
         env_path = self.path / "environment.json"
         record = environment_record(seed, models)
         with _locked(self.path):
@@ -195,13 +210,19 @@ class RunDir:
         return self._part(table, unit).exists()
 
     def write_unit(self, table: str, unit: str, rows: Iterable[Row | dict]) -> pd.DataFrame:
-        """Store one finished unit's rows and rebuild the table files from all finished units."""
-        df = rows_to_frame(rows, run=self.name)
-        _atomic_write(self._part(table, unit), lambda tmp: df.to_parquet(tmp, index=False))
-        return self.rebuild_table(table)
+        """Store one finished unit's rows and rebuild the table files from all finished units. With several
+        processes the rows are rank 0's (the pipelines gather them there first); every rank gets the table."""
+        def write():
+            df = rows_to_frame(rows, run=self.name)
+            _atomic_write(self._part(table, unit), lambda tmp: df.to_parquet(tmp, index=False))
+            return self._rebuild(table)
+        return distributed.on_main(write)
 
     def rebuild_table(self, table: str) -> pd.DataFrame:
-        """Concatenate every finished unit of `table` into <table>.parquet and .csv."""
+        """Concatenate every finished unit of `table` into <table>.parquet and .csv (rank 0 writes)."""
+        return distributed.on_main(lambda: self._rebuild(table))
+
+    def _rebuild(self, table: str) -> pd.DataFrame:
         with _locked(self.path):
             parts = sorted((self.path / "parts" / table).glob("*.parquet"))
             frames = [pd.read_parquet(p) for p in parts]

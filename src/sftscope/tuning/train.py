@@ -7,6 +7,7 @@ and data loader go through ONE prepare call, as FSDP2 and DeepSpeed require.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -118,15 +119,83 @@ def _loader(examples, config: TrainConfig, pad_id: int):
                                        collate_fn=lambda batch: collate(batch, pad_id))
 
 
+def _windows(loader, size: int):
+    """The loader's micro-batches in groups of `size` (one optimizer step each; the epoch's last may be shorter)."""
+    window = []
+    for batch in loader:
+        window.append(batch)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def supervised_tokens(batch: dict) -> torch.Tensor:
+    """Tokens whose prediction is scored in a causal-LM batch: labels[:, 1:] != IGNORE_INDEX (0-d int64)."""
+    return (batch["labels"][:, 1:] != -100).sum()
+
+
+def micro_batch_loss(model, batch: dict, num_items: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss to back-propagate, its summed token NLL) of one micro-batch.
+
+    The loss is transformers' causal-LM loss (`ForCausalLMLoss`): with `num_items` it is the summed NLL / the
+    supervised tokens of the whole optimizer step (every micro-batch, every rank), so micro-batches weigh by their
+    tokens as in one big batch; without it, the micro-batch's token mean (the same number when the step is one
+    micro-batch on one process, bit for bit as the model's own loss)."""
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    vocab = logits.shape[-1]
+    if num_items is None:
+        loss = ForCausalLMLoss(logits, batch["labels"], vocab)
+        return loss, loss.detach().double() * supervised_tokens(batch).to(loss.device)
+    total = ForCausalLMLoss(logits, batch["labels"], vocab, num_items_in_batch=1)  # reduction "sum", / 1
+    return total / num_items, total.detach()
+
+
+def accumulate_gradients(model, window: list[dict], accelerator) -> tuple[float, int]:
+    """Back-propagate one optimizer step's micro-batches (this rank's) into the parameters' .grad.
+
+    Returns (the step's loss: mean NLL over every supervised token of the global batch, this rank's supervised
+    tokens). The gradient is that of the same mean, whatever the split into micro-batches and ranks."""
+    ranks = accelerator.num_processes
+    local = sum(supervised_tokens(b) for b in window).to(accelerator.device)
+    count = accelerator.reduce(local, reduction="sum")  # supervised tokens of the global batch
+    # one micro-batch on one process: the model's own token-mean loss, bit for bit
+    num_items = None if len(window) == 1 and ranks == 1 else count.clamp_min(1)
+    nll = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    for i, batch in enumerate(window):
+        sync = i == len(window) - 1  # gradients are exchanged once per step
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            loss, total = micro_batch_loss(model, batch, num_items)
+            # DDP and FSDP average gradients over ranks: scale back up to the global sum / global count
+            accelerator.backward(loss * ranks if num_items is not None else loss)
+        nll += total.double()
+    return float(accelerator.reduce(nll, reduction="sum") / count.clamp_min(1)), int(local)
+
+
 def train_cell(model: nn.Module, tokenizer, records, config: TrainConfig, progress: bool = True,
                accelerator=None) -> TrainResult:
-    """Adapt `model` per `config`, train on prompt-completion `records` (loss on completions), return results."""
+    """Adapt `model` per `config`, train on prompt-completion `records` (loss on completions), return results.
+
+    The loss of an optimizer step is the mean NLL over every supervised token of the global batch (all
+    `grad_accum` micro-batches of all ranks): micro-batch losses are summed and divided by that count, and
+    multiplied by the number of processes because DDP / FSDP average gradients over ranks. So batch 2 x accum 1,
+    batch 1 x accum 2 and 2 ranks x batch 1 take the same step (tested).
+
+    Raises:
+        SftscopeError: the blocks, targets or budget do not fit the model, or nothing is trainable.
+    """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
+    from sftscope import distributed
+
     start = time.perf_counter()
     set_seed(config.seed)
+    distributed.state()  # the process group before accelerate's state: a CPU launch joins as gloo, not N copies
     data = encode_records(tokenizer, records, config.max_length)
     adapted = adapt_model(model, config)
     model = adapted.model
@@ -135,8 +204,8 @@ def train_cell(model: nn.Module, tokenizer, records, config: TrainConfig, progre
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise SftscopeError("nothing to train: no parameter requires grad after adapting the model")
-    accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum,
-                                             mixed_precision=config.mixed_precision)
+    # accumulation is done here (token-weighted), not by accelerate (which weighs micro-batches equally)
+    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     loader = _loader(data.examples, config, pad_id_of(tokenizer))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -146,31 +215,25 @@ def train_cell(model: nn.Module, tokenizer, records, config: TrainConfig, progre
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     model.train()
-    loss_curve, micro_losses, step, tokens = [], [], 0, 0
+    loss_curve, step, tokens = [], 0, 0
     bar = tqdm(total=total_steps, desc=f"tune {config.method} {config.blocks}",
-               disable=not (progress and accelerator.is_local_main_process))
+               disable=not (progress and accelerator.is_main_process))
     while step < total_steps:
-        for batch in loader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            micro_losses.append(loss.detach().float())
-            tokens += int((batch["labels"][:, 1:] != -100).sum())
-            if accelerator.sync_gradients:
-                scheduler.step()
-                step += 1
-                step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean")
-                loss_curve.append(float(step_loss))
-                micro_losses = []
-                bar.update(1)
-                if step % config.log_every == 0 or step == total_steps:
-                    bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
-                if step >= total_steps:
-                    break
+        for window in _windows(loader, config.grad_accum):
+            mean_loss, local = accumulate_gradients(model, window, accelerator)
+            if config.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad()
+            scheduler.step()
+            step += 1
+            tokens += local
+            loss_curve.append(mean_loss)
+            bar.update(1)
+            if step % config.log_every == 0 or step == total_steps:
+                bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
+            if step >= total_steps:
+                break
     bar.close()
     model = accelerator.unwrap_model(model)
     model.eval()
