@@ -185,12 +185,13 @@ def _run(args) -> None:
     configure_cpu_threads()
     if args.command == "report":
         from sftscope.report import write_report
-        out = write_report(args.run_dirs, args.out)
+        out = distributed.on_main(lambda: write_report(args.run_dirs, args.out))
         print(f"report: {out.resolve()}\nopen it in a browser, e.g. xdg-open {out} (macOS: open {out})")
     elif args.command == "organism":
         from sftscope.organism import build_organism
         cfg = config_from_namespace(_attribute_organism(), args)
-        paths = build_organism(Path(args.out) if args.out else None, seed=cfg.seed, size=cfg.size, force=cfg.force)
+        paths = distributed.on_main(lambda: build_organism(Path(args.out) if args.out else None, seed=cfg.seed,
+                                                           size=cfg.size, force=cfg.force))
         print(f"base: {paths.base_dir}\nsft:  {paths.sft_dir}\ndata: {paths.data_dir}\ncard: {paths.card_path}")
     else:
         _run_command(args)

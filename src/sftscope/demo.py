@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from sftscope import distributed
 from sftscope.config import StageConfig, option
 from sftscope.errors import SftscopeError
 from sftscope.results.rundir import RunDir, check_output_dir
@@ -134,7 +135,7 @@ def _stage_sweep(plan: DemoPlan) -> str:
 def _stage_report(plan: DemoPlan) -> str:
     from sftscope.report.build import write_report
 
-    return str(write_report([plan.out], plan.out / "report.html"))
+    return str(distributed.on_main(lambda: write_report([plan.out], plan.out / "report.html")))
 
 
 # Each later stage (tuning sweep, report) appends itself here.
@@ -155,7 +156,7 @@ def plan_demo(cfg: DemoConfig, out: str | Path | None = None) -> DemoPlan:
                         organism=False)
     from sftscope.organism import build_organism
 
-    paths = build_organism(seed=cfg.seed, size="test" if cfg.quick else "default")
+    paths = distributed.on_main(lambda: build_organism(seed=cfg.seed, size="test" if cfg.quick else "default"))
     return DemoPlan(str(paths.base_dir), str(paths.sft_dir), cfg.data or ORGANISM_DATA, str(paths.data_dir), out,
                     cfg.quick, cfg.seed)
 

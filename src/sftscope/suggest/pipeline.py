@@ -9,14 +9,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sftscope import distributed
 from sftscope.data.prepare import prepare_dataset
 from sftscope.models.loading import load_model
 from sftscope.preflight import check_max_length, check_models, check_output_dir
 from sftscope.results.rundir import RunDir, write_json
-from sftscope.results.schema import MODE_ALIGNMENT, MODE_VALUE, SUGGESTION_FILE, Row, Tables
+from sftscope.results.schema import (
+    MODE_ALIGNMENT,
+    MODE_VALUE,
+    SUGGESTION_FILE,
+    Row,
+    Tables,
+)
 from sftscope.suggest.config import SuggestConfig
 from sftscope.suggest.decide import LayerProfiles, Suggestion, suggest_blocks
-from sftscope.suggest.measure import average_profiles, block_weight_change, dataset_profiles
+from sftscope.suggest.measure import (
+    average_profiles,
+    block_weight_change,
+    dataset_profiles,
+)
 
 TABLE = Tables.SUGGEST
 # profile name -> (table metric, mode, layer offset): blocks b are written as layer b + 1 like the weights table
@@ -43,13 +54,7 @@ def read_suggestion(run: RunDir) -> Suggestion:
     return Suggestion.from_dict(json.loads((run.path / SUGGESTION_FILE).read_text()))
 
 
-def run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
-    """Measure profiles (Base, and the SFT if given), choose blocks, write the table and suggestion.json
-    (`read_suggestion(run)` reads it back).
-
-    Raises:
-        SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
-    """
+def _run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
     check_output_dir(out)
     refs = cfg.refs()
     configs = check_models(refs, cfg.trust_remote_code)
@@ -72,3 +77,14 @@ def run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
     write_json(run.path / SUGGESTION_FILE, {**suggestion.as_dict(), "data": [p.name for p in datasets],
                                             "base": cfg.base, "sft": cfg.sft})
     return run
+
+
+def run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
+    """Measure profiles (Base, and the SFT if given), choose blocks, write the table and suggestion.json
+    (`read_suggestion(run)` reads it back).
+
+    Raises:
+        SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
+
+    Under torchrun / accelerate launch rank 0 does the work (nothing here splits across processes)."""
+    return distributed.on_main(lambda: _run_suggest(cfg, out))

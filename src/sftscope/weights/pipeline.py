@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sftscope import distributed
 from sftscope.errors import SftscopeError
 from sftscope.models.refs import looks_local
 from sftscope.preflight import check_output_dir
@@ -16,12 +17,7 @@ from sftscope.weights.sources import open_source
 TABLE = Tables.WEIGHTS
 
 
-def run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
-    """Weight change of every variant against the Base into `out`; neither model is loaded whole.
-
-    Raises:
-        SftscopeError: unreadable checkpoints, tensors of different shapes, or (strict) unmatched tensor names.
-    """
+def _run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
     check_output_dir(out)
     refs = cfg.refs()
     for ref in refs:  # local checkpoints: headers and shard lists are read now (cheap); hub ones are fetched later
@@ -43,3 +39,13 @@ def run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
         from sftscope.report.plots.stages import plot_weights
         plot_weights(run.read_table(TABLE), run.figures)
     return run
+
+
+def run_weights(cfg: WeightsConfig, out: str | Path) -> RunDir:
+    """Weight change of every variant against the Base into `out`; neither model is loaded whole.
+
+    Raises:
+        SftscopeError: unreadable checkpoints, tensors of different shapes, or (strict) unmatched tensor names.
+
+    Under torchrun / accelerate launch rank 0 does the work (nothing here splits across processes)."""
+    return distributed.on_main(lambda: _run_weights(cfg, out))
