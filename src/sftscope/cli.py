@@ -164,6 +164,11 @@ AFTER = {"evaluate": _after_evaluate, "tune": _after_tune, "sweep": _after_sweep
 def _run_command(args) -> None:
     cmd = COMMANDS[args.command]
     cfg = config_from_namespace(cmd.config_class(), args)
+    if cmd.name == "tune" and cfg.export_peft_config:
+        from sftscope.tuning.export import export_peft_config
+        path = distributed.on_main(lambda: export_peft_config(cfg, cfg.export_peft_config))
+        print(f"peft LoraConfig: {path}\nload it with LoraConfig(**json.load(open(path))) and pass it to your trainer")
+        return
     if cmd.name == "sweep" and cfg.list_cells:
         from sftscope.tuning.sweep import expand_cells, list_commands
         print("\n".join(list_commands(expand_cells(cfg, args.out))))

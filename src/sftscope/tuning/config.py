@@ -156,8 +156,13 @@ class CellOptions(LoadConfig, TrainingOptions):
 class TuneConfig(CellOptions, TrainConfig):
     """`sftscope tune`: one cell (blocks x method x seed) trained from a fresh Base and scored."""
 
+    NOT_IDENTITY = StageConfig.NOT_IDENTITY | {"export_peft_config"}
+
     base_eval: str | None = option(None, "run dir caching the Base's scores (default: --out; a sweep shares one)")
     name: str = option("", "the cell's label in tables (default: the --out folder's name)")
+    export_peft_config: str | None = option(None, "write the budget-matched peft.LoraConfig (adapter_config.json "
+                                                  "format) to this .json file or folder and stop: train with it in "
+                                                  "TRL's SFTTrainer or any PEFT-based trainer")
 
 
 @dataclass(kw_only=True)

@@ -137,13 +137,15 @@ def retention_rows(tuned: list[Row], base: list[dict], tags: dict, run: str) -> 
             for r in tuned if r.metric == RETENTION_METRIC and r.dataset in base_ppl]
 
 
-def run_tune(cfg: TuneConfig, out: str | Path, progress: bool = True) -> RunDir:
+def run_tune(cfg: TuneConfig, out: str | Path | None, progress: bool = True) -> RunDir:
     """Train and evaluate one cell into `out` (skipped when already finished there); returns its RunDir.
 
     Raises:
         SftscopeError: bad training data, an unloadable Base, a block spec that does not fit the model, or a
             different config already recorded in `out`.
     """
+    if out is None:
+        raise SftscopeError("give the cell's run directory: --out DIR")
     run = RunDir(out)
     if cell_done(run):
         run.bind_config("tune", cfg.identity())  # a finished cell: only its config is checked
