@@ -265,12 +265,79 @@ class LoadConfig(StageConfig):
 
     dtype: Dtype = option("auto", "auto (float32 on CPU, the checkpoint's dtype on GPU), float32, bf16, fp16")
     device: str = option("auto", "auto, cpu, cuda, cuda:1 ...")
-    device_map: str | None = option(None, "'auto' spreads layers over all GPUs (models that do not fit one)")
+    device_map: str | None = option(None, "where layers go: auto / balanced / sequential (accelerate spreads them "
+                                          "over GPUs, CPU and disk), or a JSON map {module: device|cpu|disk} "
+                                          "(inline or a .json file)")
+    max_memory: str | None = option(None, "memory cap per device for --device-map auto, e.g. 0=20GiB,cpu=64GiB "
+                                          "(what does not fit goes to CPU, then to disk)")
+    offload_folder: str | None = option(None, "folder for layers offloaded to disk (default: a temporary folder)")
     trust_remote_code: bool = option(False, "allow custom model code from the hub (off by default)")
+
+    def check(self) -> None:
+        super().check()
+        if self.device_map is not None:
+            self.device_map_value()
+        if self.max_memory is not None:
+            self.max_memory_value()
+            if self.device_map is None:
+                raise SftscopeError("--max-memory caps what --device-map places: give --device-map auto too")
+
+    def device_map_value(self) -> str | dict:
+        """--device-map as transformers reads it: a strategy name or {module name: device}.
+
+        Raises:
+            SftscopeError: a map that is neither a strategy, JSON, nor a readable .json file.
+        """
+        text = self.device_map.strip()
+        if text in ("auto", "balanced", "balanced_low_0", "sequential"):
+            return text
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SftscopeError(f"--device-map is not valid JSON ({exc.msg}); write it like "
+                                    "'{\"model.layers.0\": 0, \"model.layers.1\": \"disk\"}'") from exc
+        elif text.endswith(".json"):
+            value = read_config_file(text)
+        else:
+            raise SftscopeError(f"--device-map {text!r}: use auto, balanced, sequential, a JSON map or a .json file")
+        if not isinstance(value, dict) or not value:
+            raise SftscopeError("--device-map JSON must map module names to a device (0, 'cuda:1', 'cpu', 'disk')")
+        return value
+
+    def max_memory_value(self) -> dict | None:
+        """--max-memory as transformers reads it: {0: '20GiB', 'cpu': '64GiB'}.
+
+        Raises:
+            SftscopeError: entries not written as DEVICE=SIZE.
+        """
+        if self.max_memory is None:
+            return None
+        caps = {}
+        for item in self.max_memory.split(","):
+            device, sep, size = item.strip().partition("=")
+            if not sep or not device or not size:
+                raise SftscopeError(f"--max-memory entry {item.strip()!r}: write DEVICE=SIZE, e.g. 0=20GiB,cpu=64GiB")
+            caps[int(device) if device.isdigit() else device] = size.strip()
+        return caps
+
+    def placement(self, name: str = "model") -> dict:
+        """from_pretrained's placement arguments: device_map, max_memory, offload_folder (a temporary folder
+        per model when none is given and the map can send layers to disk)."""
+        out: dict = {"device_map": self.device_map_value()}
+        if self.max_memory is not None:
+            out["max_memory"] = self.max_memory_value()
+        folder = self.offload_folder
+        if folder is None:
+            import tempfile
+            folder = tempfile.mkdtemp(prefix=f"sftscope-offload-{name}-")
+        out["offload_folder"] = str(Path(folder).expanduser() / name) if self.offload_folder else folder
+        return out
 
     def load_options(self) -> "LoadConfig":
         """The loading options alone (what `load_model` reads)."""
         return LoadConfig(dtype=self.dtype, device=self.device, device_map=self.device_map,
+                          max_memory=self.max_memory, offload_folder=self.offload_folder,
                           trust_remote_code=self.trust_remote_code)
 
 

@@ -333,13 +333,22 @@ class ModelParts:
     def block_prefix(self) -> str:
         return self.spec.layers
 
+    @property
+    def head_device(self) -> torch.device:
+        """Where the LM head computes (its hook's execution device when accelerate placed or offloaded it)."""
+        from sftscope.models.placement import module_device
+        return module_device(self.lm_head)
+
     def logits_from_residual(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm + head (+ soft-capping where the architecture has it): [.., d] -> [.., V]."""
-        # OLMo-1's final norm has no parameters: then the head's device is where the norm runs
-        norm_param = next(self.final_norm.parameters(), None)
-        hidden = hidden.to(norm_param.device if norm_param is not None else self.lm_head.weight.device)
-        normed = self.final_norm(hidden)
-        logits = self.lm_head(normed.to(self.lm_head.weight.device))
+        from sftscope.models.placement import module_device
+
+        # OLMo-1's final norm has no parameters: then the head's device is where the norm runs; an offloaded
+        # norm or head computes on its hook's execution device
+        norm_device = module_device(self.final_norm) if next(self.final_norm.parameters(), None) is not None \
+            else self.head_device
+        normed = self.final_norm(hidden.to(norm_device))
+        logits = self.lm_head(normed.to(self.head_device))
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits

@@ -14,7 +14,7 @@ from sftscope.config import LoadConfig
 from sftscope.errors import IncompatiblePairError, SftscopeError, describe, first_line
 from sftscope.models.architectures import ModelParts, arch_for
 from sftscope.models.refs import ModelRef, looks_local
-from sftscope.runtime import dtype_name, resolve_device, resolve_dtype
+from sftscope.runtime import cuda_available, dtype_name, resolve_device, resolve_dtype
 
 PROBE_TEXT = "Question: What is 12 + 30?\nAnswer: 42. The quick brown fox jumps over the lazy dog."
 _DTYPE_KWARG = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
@@ -34,7 +34,9 @@ class LoadedModel:
 
     @property
     def input_device(self) -> torch.device:
-        return next(self.parts.embed.parameters()).device
+        """Where the token ids go: the embedding's device (its hook's execution device when offloaded)."""
+        from sftscope.models.placement import module_device
+        return module_device(self.parts.embed)
 
 
 def load_config(ref: ModelRef, trust_remote_code: bool = False) -> PretrainedConfig:
@@ -117,13 +119,13 @@ def load_model(ref: ModelRef, options: LoadConfig | None = None, config: Pretrai
     ckpt_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     if isinstance(ckpt_dtype, str):
         ckpt_dtype = getattr(torch, ckpt_dtype, None)
-    gpu = options.device_map is not None or device.startswith("cuda")
+    gpu = device.startswith("cuda") or (options.device_map is not None and cuda_available())
     dtype = resolve_dtype(options.dtype, "cuda" if gpu else device, ckpt_dtype)
     source = str(Path(ref.id).expanduser()) if Path(ref.id).expanduser().exists() else ref.id
     kwargs: dict[str, Any] = {_DTYPE_KWARG: dtype, "revision": ref.revision,
                               "trust_remote_code": options.trust_remote_code}
     if options.device_map is not None:
-        kwargs["device_map"] = options.device_map
+        kwargs.update(options.placement(ref.name))
     try:
         model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
     except Exception as exc:  # noqa: BLE001  OSError, ValueError, SafetensorError, UnpicklingError, OOM ...
@@ -135,7 +137,7 @@ def load_model(ref: ModelRef, options: LoadConfig | None = None, config: Pretrai
     record = {
         "name": ref.name, "id": ref.id, "revision": ref.revision,
         "resolved_revision": getattr(config, "_commit_hash", None), "model_type": config.model_type,
-        "dtype": dtype_name(dtype), "device": options.device_map or device,
+        "dtype": dtype_name(dtype), "device": getattr(model, "hf_device_map", None) or device,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
     }

@@ -56,7 +56,7 @@ def lens_batch(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -> tupl
     kl = torch.zeros(num_layers, dtype=torch.float64)
     top1 = torch.empty(num_layers, n, dtype=torch.long)
     final = num_layers - 1
-    head_device = loaded.parts.lm_head.weight.device
+    head_device = loaded.parts.head_device
     for start in range(0, n, chunk):
         sl = slice(start, start + chunk)
         target = labels[sl].to(head_device)
@@ -85,7 +85,7 @@ def next_token_stats(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -
 
     capture(loaded, batch, keep)
     correct, nll = 0.0, 0.0
-    head_device = loaded.parts.lm_head.weight.device
+    head_device = loaded.parts.head_device
     for start in range(0, labels.numel(), chunk):
         target = labels[start:start + chunk].to(head_device)
         logp = torch.log_softmax(loaded.parts.logits_from_residual(last["h"][start:start + chunk]).float(), -1)

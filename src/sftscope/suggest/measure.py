@@ -43,7 +43,7 @@ class LensAccuracy:
     def update(self, layer: int, hidden: torch.Tensor) -> None:
         """Count correct top-1 predictions of layer `layer` (hidden [B, T, d]) through the final norm + head."""
         states = hidden[:, :-1][self._valid.to(hidden.device)]
-        head_device = self.loaded.parts.lm_head.weight.device
+        head_device = self.loaded.parts.head_device
         for start in range(0, states.shape[0], self.chunk):
             logits = self.loaded.parts.logits_from_residual(states[start:start + self.chunk])
             target = self._labels[start:start + self.chunk].to(head_device)

@@ -18,16 +18,13 @@ from torch import nn
 
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel
+from sftscope.models.placement import offload_hook, real_tensors
 from sftscope.tuning.blocks import segment_bounds
 
 
 def segment_layers(num_layers: int, k: int) -> list[list[int]]:
     """Block indices (0-based) of k equal segments, as the tuning masks define them (segment_bounds)."""
     return [list(range(start, stop)) for start, stop in segment_bounds(num_layers, k)]
-
-
-def _tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {**dict(module.named_parameters()), **dict(module.named_buffers())}
 
 
 def _modules(model: LoadedModel, layers: Sequence[int], head: bool) -> list[nn.Module]:
@@ -41,22 +38,43 @@ def _modules(model: LoadedModel, layers: Sequence[int], head: bool) -> list[nn.M
 @contextmanager
 @torch.no_grad()
 def transplant(target: LoadedModel, donor: LoadedModel, layers: Sequence[int], head: bool = False) -> Iterator[None]:
-    """Inside the block, `target` runs with `donor`'s blocks `layers` (and final norm + head if `head`)."""
+    """Inside the block, `target` runs with `donor`'s blocks `layers` (and final norm + head if `head`).
+
+    Models spread by accelerate (`--device-map`, blocks offloaded to CPU or disk) work too: an offloaded block of
+    the target has its hook's weights map lent the donor's values; a donor block's values are read from its
+    weights map where it is offloaded (memory-mapped, not copied whole).
+
+    Raises:
+        SftscopeError: block indices out of range, or blocks whose tensors differ in names or shapes.
+    """
     pairs = list(zip(_modules(target, layers, head), _modules(donor, layers, head)))
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+    lent_maps: list[tuple[object, object]] = []
     try:
         for mine, theirs in pairs:
-            mine_t, theirs_t = _tensors(mine), _tensors(theirs)
-            if mine_t.keys() != theirs_t.keys():
+            given = dict(real_tensors(theirs))
+            names = [name for name, _ in real_tensors(mine)]
+            if sorted(names) != sorted(given):
                 raise SftscopeError(f"cannot swap {type(mine).__name__}: tensor names differ between models")
-            for name, tensor in mine_t.items():
-                given = theirs_t[name]
-                if tensor.shape != given.shape:
-                    raise SftscopeError(f"cannot swap tensor {name}: shape {tuple(tensor.shape)} vs "
-                                        f"{tuple(given.shape)}")
-                saved.append((tensor, tensor.data))
-                tensor.data = given.data.to(device=tensor.device, dtype=tensor.dtype)
+            for prefix, sub in mine.named_modules():
+                own = {n: t for n, t in (*sub._parameters.items(), *sub._buffers.items()) if t is not None}
+                qualified = {n: f"{prefix}.{n}" if prefix else n for n in own}
+                for n, tensor in own.items():
+                    if tuple(tensor.shape) != tuple(given[qualified[n]].shape):
+                        raise SftscopeError(f"cannot swap tensor {qualified[n]}: shape {tuple(tensor.shape)} vs "
+                                            f"{tuple(given[qualified[n]].shape)}")
+                hook = offload_hook(sub)
+                if hook is not None and any(t.device.type == "meta" for t in own.values()):
+                    # its hook loads these tensors from the weights map before every forward: lend it the donor's
+                    lent_maps.append((hook, hook.weights_map))
+                    hook.weights_map = {n: given[qualified[n]] for n in own}
+                    continue
+                for n, tensor in own.items():
+                    saved.append((tensor, tensor.data))
+                    tensor.data = given[qualified[n]].data.to(device=tensor.device, dtype=tensor.dtype)
         yield
     finally:
         for tensor, original in reversed(saved):  # reversed: a tied tensor ends on its first saved storage
             tensor.data = original
+        for hook, weights_map in reversed(lent_maps):
+            hook.weights_map = weights_map
