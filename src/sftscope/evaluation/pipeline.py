@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sftscope.data.registry import resolve_data_dir
 from sftscope.evaluation.config import EvaluateConfig
-from sftscope.evaluation.tasks import evaluate, get_task
+from sftscope.evaluation.tasks import evaluate
 from sftscope.models.loading import load_model
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Tables
@@ -21,8 +21,7 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: an unknown task, a model that cannot be loaded, missing data, or a different config in `out`.
     """
-    for task in cfg.tasks:
-        get_task(task)  # unknown task names fail before any model loads
+    cfg.check_tasks(cfg.tasks)  # unknown task names (or a missing lm_eval) fail before any model loads
     run = RunDir(out)
     run.bind_config("evaluate", cfg.identity())
     root = resolve_data_dir(cfg.data_dir)
@@ -34,7 +33,7 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path) -> RunDir:
         run.write_environment(cfg.seed, [loaded.record])
         for task in pending:
             rows = evaluate(loaded.model, loaded.tokenizer, [task], side=ref.name, data_dir=root, limit=cfg.limit,
-                            batch_size=cfg.batch_size, seed=cfg.seed)
+                            batch_size=cfg.batch_size, seed=cfg.seed, **cfg.protocol_options())
             run.write_unit(TABLE, f"{ref.name}--{task}", rows)
         del loaded
         gc.collect()
