@@ -71,3 +71,63 @@ def test_local_task_configs_hold_exactly_the_native_items(tmp_path):
         items = [json.loads(line) for line in open(config["dataset_kwargs"]["data_files"]["test"])]
         assert [r["question"] for r in items] == [r["question"] for r in chosen if r["subject"] == subject]
         assert all(len(r["choices"]) == 4 and isinstance(r["answer"], int) for r in items)
+
+
+@pytest.fixture(scope="module")
+def saved_llama2(tmp_path_factory):
+    """A random tiny Llama with a Llama-2-style tokenizer, saved like a hub checkpoint (4096 positions)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.tokenizer_families import make_family
+    tok = make_family("llama2")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=4096, initializer_range=0.5, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    path = tmp_path_factory.mktemp("llama2") / "model"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.integration
+def test_cli_evaluate_with_both_backends_offline(saved_llama2, tmp_path, monkeypatch, capsys):
+    """`sftscope evaluate --backend lm-eval --tasks gsm8k,mmlu --data-dir ...` runs offline and gives the native
+    backend's numbers in the same tidy table."""
+    pytest.importorskip("lm_eval")
+    from sftscope.cli import main
+    from sftscope.results.rundir import RunDir
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tables = {}
+    for backend in ("lm-eval", "sftscope"):
+        argv = ["evaluate", "--model", f"m={saved_llama2}", "--tasks", "gsm8k,mmlu", "--backend", backend,
+                "--limit", "3", "--max-new-tokens", "8", "--batch-size", "1", "--data-dir", str(SHARED_DATA),
+                "--out", str(tmp_path / backend)]
+        assert main(argv) == 0, capsys.readouterr().err
+        tables[backend] = RunDir(tmp_path / backend).read_table("tasks")
+    lm, native = tables["lm-eval"], tables["sftscope"]
+    assert set(lm["backend"]) == {"lm-eval"} and set(native["backend"]) == {"sftscope"}
+    for dataset, metric in [("gsm8k", "exact_match_strict-match"), ("gsm8k", "exact_match_flexible-extract"),
+                            ("mmlu", "acc")]:
+        a = lm[(lm["dataset"] == dataset) & (lm["metric"] == metric)].iloc[0]
+        b = native[(native["dataset"] == dataset) & (native["metric"] == metric)].iloc[0]
+        assert (a["value"], a["n"], a["protocol"], a["num_fewshot"]) == (b["value"], b["n"], b["protocol"],
+                                                                          b["num_fewshot"])
+
+
+@pytest.mark.integration
+def test_tune_scores_through_lm_eval(saved_llama2, tmp_path, monkeypatch):
+    """tune --backend lm-eval: the Base and the tuned model scored by lm-eval's mmlu; retention stays native."""
+    pytest.importorskip("lm_eval")
+    from sftscope.tuning.config import TuneConfig
+    from sftscope.tuning.pipeline import run_tune
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    cfg = TuneConfig(base=str(saved_llama2), train="gsm8k", train_limit=4, data_dir=str(SHARED_DATA), blocks="all",
+                     max_steps=1, batch_size=2, max_length=64, tasks=["mmlu"], limit=2, backend="lm-eval",
+                     retention=["ppl:ifeval"], retention_limit=2, eval_batch_size=2)
+    evals = run_tune(cfg, tmp_path / "cell", progress=False).read_table("tune_eval")
+    mmlu = evals[(evals["dataset"] == "mmlu") & (evals["metric"] == "acc")]
+    assert set(mmlu["side"]) == {"base", "tuned"} and set(mmlu["backend"]) == {"lm-eval"}
+    assert set(evals[evals["dataset"] == "ppl:ifeval"]["backend"]) == {"sftscope"}

@@ -132,7 +132,8 @@ def retention_rows(tuned: list[Row], base: list[dict], tags: dict, run: str) -> 
     base_ppl = {r["dataset"]: r["value"] for r in base if r["metric"] == RETENTION_METRIC}
     return [Row(side="tuned", dataset=r.dataset, layer=-1, metric="perplexity_change",
                 value=r.value - base_ppl[r.dataset], n=r.n, preset=r.preset, mode=r.mode, run=run,
-                extra={**tags, "task_order": r.extra.get("task_order")})
+                extra={**tags, "task_order": r.extra.get("task_order"), "protocol": r.extra.get("protocol", ""),
+                       "backend": r.extra.get("backend", "")})
             for r in tuned if r.metric == RETENTION_METRIC and r.dataset in base_ppl]
 
 
