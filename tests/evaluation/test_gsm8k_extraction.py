@@ -10,6 +10,7 @@ from sftscope.evaluation.gsm8k import (FLEXIBLE_PATTERN, IGNORE_REGEXES, INVALID
                                        exact_match, extract_flexible, extract_strict, extract_value_flexible,
                                        extract_value_strict, fewshot_indices, gold_answer, normalize_number,
                                        score_generations, stop_sequences)
+from tests.conftest import lm_eval_or_skip
 from tests.evaluation.gsm8k_corpus import CORPUS, GOLD_5, GOLD_18
 
 
@@ -79,7 +80,8 @@ def test_score_generations_counts_lm_eval_hits_and_extras():
 def test_filters_equal_lm_eval_on_the_corpus():
     """The corpus (>= 50 generations: commas, $, decimals, '.5', negatives, several '####', chat paragraphs, no
     number) through lm-eval's own RegexFilter, take_first and exact_match code: identical strings and scores."""
-    extraction = pytest.importorskip("lm_eval.filters.extraction")
+    lm_eval_or_skip()
+    import lm_eval.filters.extraction as extraction
     from lm_eval.api.metrics import exact_match_hf_evaluate
     from lm_eval.filters.selection import TakeFirstFilter
     assert len(CORPUS) >= 50
@@ -97,7 +99,7 @@ def test_filters_equal_lm_eval_on_the_corpus():
 
 def test_protocol_constants_are_lm_evals():
     """The regexes, stop sequences, ignore list and few-shot count are those of the installed lm-eval's gsm8k.yaml."""
-    lm_eval = pytest.importorskip("lm_eval")
+    lm_eval = lm_eval_or_skip()
     import yaml
     from sftscope.evaluation.gsm8k import DEFAULT_K_SHOT, DEFAULT_STOP
     config = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())

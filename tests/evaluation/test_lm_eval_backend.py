@@ -9,7 +9,7 @@ from sftscope.errors import SftscopeError
 from sftscope.evaluation.lm_eval_backend import evaluate_with_lm_eval, rows_from_lm_eval, write_local_tasks
 from sftscope.evaluation.mmlu import select_items
 from sftscope.data.registry import load_records
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, lm_eval_or_skip
 
 
 def test_missing_lm_eval_is_a_one_line_error(monkeypatch):
@@ -53,7 +53,7 @@ def test_rows_from_a_simple_evaluate_result():
 
 @pytest.mark.integration
 def test_local_task_configs_hold_exactly_the_native_items(tmp_path):
-    pytest.importorskip("lm_eval")
+    lm_eval_or_skip()
     import yaml
     subjects = ["anatomy", "astronomy"]
     assert write_local_tasks(tmp_path, ["gsm8k", "mmlu", "hellaswag"], SHARED_DATA, limit=5,
@@ -95,7 +95,7 @@ def saved_llama2(tmp_path_factory):
 def test_cli_evaluate_with_both_backends_offline(saved_llama2, tmp_path, monkeypatch, capsys):
     """`sftscope evaluate --backend lm-eval --tasks gsm8k,mmlu --data-dir ...` runs offline and gives the native
     backend's numbers in the same tidy table."""
-    pytest.importorskip("lm_eval")
+    lm_eval_or_skip()
     from sftscope.cli import main
     from sftscope.results.rundir import RunDir
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -120,7 +120,7 @@ def test_cli_evaluate_with_both_backends_offline(saved_llama2, tmp_path, monkeyp
 @pytest.mark.integration
 def test_tune_scores_through_lm_eval(saved_llama2, tmp_path, monkeypatch):
     """tune --backend lm-eval: the Base and the tuned model scored by lm-eval's mmlu; retention stays native."""
-    pytest.importorskip("lm_eval")
+    lm_eval_or_skip()
     from sftscope.tuning.config import TuneConfig
     from sftscope.tuning.pipeline import run_tune
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -21,11 +21,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from sftscope.data.registry import load_records
 from sftscope.evaluation.gsm8k import build_prompts, run_gsm8k
 from sftscope.evaluation.mmlu import build_context, load_items, run_mmlu
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, lm_eval_or_skip
 from tests.tokenizer_families import make_family
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("lm_eval")
+lm_eval_or_skip()
 from sftscope.evaluation.lm_eval_backend import run_lm_eval  # noqa: E402
 
 SUBJECTS = ["abstract_algebra", "anatomy", "astronomy"]

@@ -10,7 +10,7 @@ from sftscope.data.registry import load_records
 from sftscope.errors import SftscopeError
 from sftscope.evaluation.mmlu import build_context, question_text, run_mmlu, score_mmlu, select_items
 from sftscope.tokenization import encode_pair
-from tests.conftest import SHARED_DATA, build_tiny, make_tokenizer
+from tests.conftest import SHARED_DATA, build_tiny, lm_eval_or_skip, make_tokenizer
 
 SHORT_SUBJECTS = ["abstract_algebra", "college_mathematics", "elementary_mathematics"]
 
@@ -106,7 +106,7 @@ def test_batch_size_does_not_change_scores():
 
 def test_template_and_headers_are_lm_evals():
     """The installed lm-eval's MMLU template, choices and every subject's description line."""
-    lm_eval = pytest.importorskip("lm_eval")
+    lm_eval = lm_eval_or_skip()
     import yaml
     from pathlib import Path
     from sftscope.evaluation.mmlu import CHOICES, subject_header
