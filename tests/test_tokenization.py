@@ -140,3 +140,13 @@ def test_eos_ids_include_the_generation_config():
 def test_chat_needs_a_template():
     with pytest.raises(SftscopeError, match="no chat template"):
         encode_chat(make_family("gpt2"), [{"role": "user", "content": "hi"}])
+
+
+def test_chat_prompt_without_system_role_is_retried_without_it():
+    """lm-eval drops the system message (MMLU's description) when a template raises on it; so do we."""
+    from sftscope.evaluation.prompts import fewshot_prompt
+    tok = make_family("llama3", chat=True)
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+                         "{% endif %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}")
+    prompt = fewshot_prompt("2+2?\nAnswer:", [], description="About math.\n\n", tokenizer=tok, chat_template=True)
+    assert prompt == "user: 2+2?\nAnswer:\n"

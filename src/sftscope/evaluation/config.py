@@ -34,8 +34,8 @@ class TaskProtocolOptions(StageConfig):
     def check_tasks(self, tasks: list[str]) -> None:
         """Fail on unknown task names before any model loads (the lm-eval backend's names are lm-eval's)."""
         if self.backend == "lm-eval":
-            from sftscope.evaluation.lm_eval_backend import _import_lm_eval
-            _import_lm_eval()  # a missing package fails now, in one line
+            from sftscope.evaluation.lm_eval_backend import require_lm_eval
+            require_lm_eval()  # a missing package fails now, in one line
             return
         from sftscope.evaluation.tasks import get_task
         for task in tasks:

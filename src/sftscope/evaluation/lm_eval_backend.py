@@ -26,17 +26,33 @@ BACKEND = "lm-eval"
 LOCAL_TASKS = ("gsm8k", "mmlu")
 
 
-def _import_lm_eval():
-    """(simple_evaluate, HFLM, TaskManager, the lm_eval package folder), or a one-line SftscopeError."""
+MISSING = ("the lm-eval backend needs the 'lm_eval' package, which is not installed: pip install 'sftscope[eval]' "
+           "(or use --backend sftscope)")
+
+
+def require_lm_eval() -> Path:
+    """The installed lm_eval package's folder (a cheap import: configs check this before any model loads).
+
+    Raises:
+        SftscopeError: lm_eval is not installed (one line saying how to install it).
+    """
     try:
         import lm_eval
+    except ImportError as exc:
+        raise SftscopeError(MISSING) from exc
+    return Path(lm_eval.__file__).parent
+
+
+def _import_lm_eval():
+    """(simple_evaluate, HFLM, TaskManager, the lm_eval package folder), or a one-line SftscopeError."""
+    package = require_lm_eval()
+    try:
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
     except ImportError as exc:
-        raise SftscopeError("the lm-eval backend needs the 'lm_eval' package, which is not installed: "
-                            "pip install 'sftscope[eval]' (or use --backend sftscope)") from exc
-    return simple_evaluate, HFLM, TaskManager, Path(lm_eval.__file__).parent
+        raise SftscopeError(MISSING) from exc
+    return simple_evaluate, HFLM, TaskManager, package
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> str:

@@ -5,7 +5,8 @@ A prompt is an optional description (lm-eval's system message), k solved example
 With a chat template (lm-eval's `apply_chat_template=True`): the description is a system message; with
 `fewshot_as_multiturn` (lm-eval's default) each example is a user turn and an assistant turn and the question the
 last user turn, else everything but the description is one user message (the plain text above); the conversation
-is rendered with the generation prompt. The string then goes through `sftscope.tokenization` like any text.
+is rendered with the generation prompt (a template that rejects the system role gets the conversation without
+it, as lm-eval retries). The string then goes through `sftscope.tokenization` like any text.
 """
 
 from __future__ import annotations
@@ -32,4 +33,10 @@ def fewshot_prompt(question: str, examples: list[tuple[str, str]], *, descriptio
     else:
         shots = "".join(f"{q}{target_delimiter}{a}{fewshot_delimiter}" for q, a in examples)
         messages.append({"role": "user", "content": shots + question})
-    return render_chat(tokenizer, messages, add_generation_prompt=True)
+    import jinja2
+
+    try:
+        return render_chat(tokenizer, messages, add_generation_prompt=True)
+    except jinja2.exceptions.TemplateError:
+        # lm-eval's HFLM.apply_chat_template: a template that rejects the system role is retried without it
+        return render_chat(tokenizer, [m for m in messages if m["role"] != "system"], add_generation_prompt=True)
