@@ -4,6 +4,7 @@
 # would pull a multi-GB CUDA build. SFTSCOPE_TORCH overrides the pip arguments for torch, e.g.
 #   SFTSCOPE_TORCH="torch --index-url https://download.pytorch.org/whl/cpu" bash scripts/install.sh
 # With an NVIDIA GPU, torch comes from PyPI with the package (or keep the CUDA build you already have).
+# SFTSCOPE_EXTRAS picks the optional dependency groups (default dev; CI adds eval = lm-evaluation-harness).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${SFTSCOPE_VENV:-.venv}"
@@ -17,5 +18,5 @@ elif ! command -v nvidia-smi >/dev/null 2>&1; then
   "${pip[@]}" "torch==2.13.0" 2>/dev/null || \
     "${pip[@]}" torch --index-url https://download.pytorch.org/whl/cpu
 fi
-"${pip[@]}" -e ".[dev]"
+"${pip[@]}" -e ".[${SFTSCOPE_EXTRAS:-dev}]"
 echo "sftscope installed in $venv: activate with 'source $venv/bin/activate'"

@@ -52,6 +52,15 @@ CONFIGS.update(_more_configs())
 ALL_ARCHS = list(CONFIGS)
 
 
+def lm_eval_or_skip():
+    """Import lm_eval, or skip the test where the optional `eval` extra is not installed; CI sets
+    SFTSCOPE_REQUIRE_LM_EVAL=1 so that a missing package fails there instead of skipping the parity tests."""
+    if os.environ.get("SFTSCOPE_REQUIRE_LM_EVAL") == "1":
+        import lm_eval
+        return lm_eval
+    return pytest.importorskip("lm_eval")
+
+
 def make_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer over a fixed vocabulary (offline, deterministic), BOS added to every text."""
     words = ["<pad>", "<bos>", "<eos>", "<unk>"] + [chr(c) for c in range(33, 127)] + \

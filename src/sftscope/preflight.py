@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sftscope.errors import SftscopeError, note
+from sftscope.errors import SftscopeError
 from sftscope.results.rundir import check_output_dir
 
 __all__ = ["check_output_dir", "check_models", "check_weight_files", "check_max_length", "check_samples",
@@ -158,10 +158,6 @@ def check_tuning(cfgs) -> None:
         except SftscopeError as exc:
             raise SftscopeError(f"{cfg.method} on blocks {cfg.blocks} (seed {cfg.seed}): {exc}") from exc
     load_train_records(first.train, first.data_dir, first.train_limit)
-    check_task_data([*first.tasks, *first.retention], first.data_dir)
-
-
-def warn_fewer(what: str, available: int, requested: int | None) -> None:
-    """Say so when a data set has fewer items than asked for (the run goes on with what there is)."""
-    if requested is not None and available < requested:
-        note(f"{what}: {available} available, fewer than the {requested} asked for; using {available}")
+    # lm-eval's tasks read their own data (the backend writes local configs when the run starts)
+    native = first.tasks if first.backend == "sftscope" else []
+    check_task_data([*native, *first.retention], first.data_dir)

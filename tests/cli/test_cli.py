@@ -87,6 +87,6 @@ def test_evaluate_command_and_unknown_task(capsys, tmp_path, tiny_pair_dir):
     base, _ = tiny_pair_dir("llama")
     rc, out, _ = _run(capsys, "evaluate", "--model", f"base={base}", "--tasks", "mmlu", "--limit", "4",
                       "--data-dir", str(SHARED_DATA), "--out", str(tmp_path / "ev"))
-    assert rc == 0 and "accuracy" in out
+    assert rc == 0 and "acc_macro" in out
     rc, _, err = _run(capsys, "evaluate", "--model", str(base), "--tasks", "gsm9k", "--out", str(tmp_path / "e2"))
     _assert_one_line_error(rc, err, "unknown task 'gsm9k'")

@@ -8,8 +8,9 @@ import torch
 
 from sftscope.data.registry import load_records
 from sftscope.errors import SftscopeError
-from sftscope.evaluation.mmlu import build_context, run_mmlu, score_mmlu, select_items
-from tests.conftest import SHARED_DATA, build_tiny, make_tokenizer
+from sftscope.evaluation.mmlu import build_context, question_text, run_mmlu, score_mmlu, select_items
+from sftscope.tokenization import encode_pair
+from tests.conftest import SHARED_DATA, build_tiny, lm_eval_or_skip, make_tokenizer
 
 SHORT_SUBJECTS = ["abstract_algebra", "college_mathematics", "elementary_mathematics"]
 
@@ -54,12 +55,12 @@ def test_k_shot_context_uses_first_dev_examples_of_the_same_subject(test_records
     context = build_context(record, dev, 2)
     first, second = dev["college_mathematics"][:2]
     assert context.startswith("The following are multiple choice questions (with answers) about college mathematics.\n\n"
-                              f"Question: {first['question']}\n")
-    assert f"Answer: {'ABCD'[int(first['answer'])]}\n\nQuestion: {second['question']}" in context
-    assert context.endswith(f"Question: {record['question']}\nA) {record['choice0']}\nB) {record['choice1']}\n"
-                            f"C) {record['choice2']}\nD) {record['choice3']}\nAnswer:")
-    assert context.count("Question:") == 3
-    assert build_context(record, dev, 0, header=False).startswith("Question:")
+                              f"{first['question'].strip()}\nA. ")
+    assert f"Answer: {'ABCD'[int(first['answer'])]}\n\n{second['question'].strip()}\nA. " in context
+    assert context.endswith(f"{record['question'].strip()}\nA. {record['choice0']}\nB. {record['choice1']}\n"
+                            f"C. {record['choice2']}\nD. {record['choice3']}\nAnswer:")
+    assert context.count("Answer:") == 3
+    assert build_context(record, dev, 0, header=False) == question_text(record)
     with pytest.raises(SftscopeError, match="dev examples"):
         build_context(record, dev, 6)
 
@@ -69,15 +70,15 @@ def test_score_mmlu_micro_and_macro():
                {"subject": "y", "answer": "0"}]
     scores = [[0, -1, -2, -3]] * 4  # always predicts A
     metrics, details = score_mmlu(scores, records)
-    assert metrics["accuracy"] == pytest.approx(2 / 4)
-    assert metrics["accuracy_macro"] == pytest.approx((1 / 3 + 1) / 2)
+    assert metrics["acc"] == pytest.approx(2 / 4)
+    assert metrics["acc_macro"] == pytest.approx((1 / 3 + 1) / 2)
     assert [d["predicted"] for d in details] == ["A"] * 4
 
 
 @pytest.mark.parametrize("k_shot", [0, 1])
 def test_model_that_always_says_c_scores_the_share_of_c_answers(k_shot):
     tokenizer = make_tokenizer()
-    token_c = tokenizer(" C", add_special_tokens=False)["input_ids"]
+    token_c = encode_pair(tokenizer, "Answer:", " C").continuation  # the token ' C' is in the prompt's text
     assert len(token_c) == 1
     model = PreferToken(build_tiny("llama"), token_c[0])
     result = run_mmlu(model, tokenizer, data_dir=SHARED_DATA, limit=24, batch_size=8, k_shot=k_shot,
@@ -87,10 +88,10 @@ def test_model_that_always_says_c_scores_the_share_of_c_answers(k_shot):
     assert result.n == 24 and len(result.details) == 24
     assert [d["id"] for d in result.details] == [r["id"] for r in items]
     assert all(d["predicted"] == "C" for d in result.details)
-    assert result.metrics["accuracy"] == pytest.approx(share_c)
+    assert result.metrics["acc"] == pytest.approx(share_c)
     per_subject = [sum(int(r["answer"]) == 2 for r in items if r["subject"] == s) /
                    sum(r["subject"] == s for r in items) for s in SHORT_SUBJECTS]
-    assert result.metrics["accuracy_macro"] == pytest.approx(sum(per_subject) / 3)
+    assert result.metrics["acc_macro"] == pytest.approx(sum(per_subject) / 3)
     assert result.metrics["n_subjects"] == 3
 
 
@@ -101,3 +102,22 @@ def test_batch_size_does_not_change_scores():
     for a, b in zip(one.details, many.details):
         assert a["logprob_A"] == pytest.approx(b["logprob_A"], abs=1e-4)
         assert a["predicted"] == b["predicted"]
+
+
+def test_template_and_headers_are_lm_evals():
+    """The installed lm-eval's MMLU template, choices and every subject's description line."""
+    lm_eval = lm_eval_or_skip()
+    import yaml
+    from pathlib import Path
+    from sftscope.evaluation.mmlu import CHOICES, subject_header
+    folder = Path(lm_eval.__file__).parent / "tasks" / "mmlu" / "default"
+    template = yaml.safe_load((folder / "_default_template_yaml").read_text())
+    assert template["doc_to_text"] == ("{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\n"
+                                       "C. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:")
+    assert tuple(" " + c for c in template["doc_to_choice"]) == CHOICES
+    assert template["fewshot_config"]["sampler"] == "first_n" and template["fewshot_split"] == "dev"
+    subjects = {r["subject"] for r in load_records("mmlu", SHARED_DATA, "dev")}
+    assert len(subjects) == 57
+    for subject in subjects:
+        config = yaml.safe_load((folder / f"mmlu_{subject}.yaml").read_text())
+        assert config["description"] == subject_header(subject)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sftscope.evaluation.prompt_completion import IGNORE_INDEX
+from sftscope.tokenization import IGNORE_INDEX
 from sftscope.tuning.sequences import collate, encode_prompt_completion
 from sftscope.evaluation.scoring import continuation_logprobs
 from tests.evaluation.scoring_fixtures import tiny_llama, tiny_tokenizer

@@ -119,11 +119,16 @@ def test_perplexity_equals_exp_mean_token_nll(model, tok):
     assert perplexity(model, tok, texts, max_length=128, batch_size=1)[0] == pytest.approx(ppl, rel=1e-5)
 
 
-def test_perplexity_windows_predict_all_but_each_windows_first_token(model, tok):
+def test_perplexity_windows_score_every_token_once(model, tok):
+    """Windows of 5 inputs overlap by one token: every text token is predicted once, from at least one token of
+    context; before, each window's first token went unscored."""
     text = "a dog ran in the park! birds fly over the old red barn."
     ids = tok(text)["input_ids"]
-    windows = [ids[i:i + 5] for i in range(0, len(ids), 5)]
-    parts = [manual_nll(model, w) for w in windows if len(w) > 1]
+    assert ids[0] == tok.bos_token_id and len(ids) > 11
+    windows = [ids[s:s + 6] for s in range(0, len(ids) - 1, 5)]  # 5 inputs + the last target
+    with torch.no_grad():
+        nll = sum(float(F.cross_entropy(model(input_ids=torch.tensor([w[:-1]])).logits[0], torch.tensor(w[1:]),
+                                        reduction="sum")) for w in windows)
     ppl, n_tokens = perplexity(model, tok, [text], max_length=5)
-    assert n_tokens == sum(p[1] for p in parts)
-    assert ppl == pytest.approx(math.exp(sum(p[0] for p in parts) / n_tokens), rel=1e-5)
+    assert n_tokens == len(ids) - 1  # every token after BOS, once
+    assert ppl == pytest.approx(math.exp(nll / n_tokens), rel=1e-5)

@@ -32,24 +32,34 @@ def test_first_n():
         first_n([1], 0)
 
 
-def test_result_rows_are_tidy():
-    result = TaskResult("mmlu", {"accuracy": 0.25, "accuracy_macro": 0.3}, 40)
+def test_result_rows_are_tidy_and_name_their_protocol():
+    result = TaskResult("mmlu", {"acc": 0.25, "acc_macro": 0.3}, 40,
+                        protocols={"acc": "lm-eval:mmlu@2", "acc_macro": "sftscope:mmlu-macro@1"}, num_fewshot=0)
     rows = result_rows(result, "sft", run="r1", preset="p", extra={"mask": "01100"})
     assert [(r.dataset, r.layer, r.metric, r.value, r.n, r.mode, r.side) for r in rows] == [
-        ("mmlu", -1, "accuracy", 0.25, 40, "task", "sft"), ("mmlu", -1, "accuracy_macro", 0.3, 40, "task", "sft")]
-    assert rows[0].as_dict()["mask"] == "01100" and rows[0].as_dict()["run"] == "r1"
+        ("mmlu", -1, "acc", 0.25, 40, "task", "sft"), ("mmlu", -1, "acc_macro", 0.3, 40, "task", "sft")]
+    first = rows[0].as_dict()
+    assert first["mask"] == "01100" and first["run"] == "r1"
+    assert (first["protocol"], first["backend"], first["num_fewshot"]) == ("lm-eval:mmlu@2", "sftscope", 0)
+    assert rows[1].as_dict()["protocol"] == "sftscope:mmlu-macro@1"
+    assert "num_fewshot" not in result_rows(TaskResult("ppl:x", {"perplexity": 2.0}, 3), "sft")[0].as_dict()
 
 
 def test_evaluate_runs_each_task_with_its_options_and_the_limit():
     model, tokenizer = build_tiny("llama"), make_tokenizer()
     model.train()
     rows = evaluate(model, tokenizer, ["mmlu", "toxigen", "ppl:ifeval"], side="base", data_dir=SHARED_DATA, limit=4,
-                    batch_size=8, options={"mmlu": {"subjects": ["abstract_algebra"]}, "ppl:ifeval": {"limit": 2}})
+                    batch_size=8, num_fewshot=1,
+                    options={"mmlu": {"subjects": ["abstract_algebra"]}, "ppl:ifeval": {"limit": 2}})
     by_task = {}
     for row in rows:
         by_task.setdefault(row.dataset, {})[row.metric] = row
     assert set(by_task) == {"mmlu", "toxigen", "ppl:ifeval"}
-    assert by_task["mmlu"]["accuracy"].n == 4 and by_task["toxigen"]["balanced_accuracy"].n == 4
+    assert by_task["mmlu"]["acc"].n == 4 and by_task["toxigen"]["balanced_accuracy"].n == 4
+    assert by_task["mmlu"]["acc"].extra["num_fewshot"] == 1  # num_fewshot reaches the few-shot tasks only
+    assert by_task["mmlu"]["acc"].extra["protocol"] == "lm-eval:mmlu@2"
+    assert by_task["toxigen"]["accuracy"].extra["protocol"] == "sftscope:toxigen@1"
+    assert by_task["ppl:ifeval"]["perplexity"].extra["protocol"] == "sftscope:perplexity@2"
     assert by_task["ppl:ifeval"]["perplexity"].n == 2  # per-task option beats the shared limit
     assert all(r.side == "base" and r.layer == -1 and r.mode == "task" for r in rows)
     assert model.training  # evaluation ran in eval mode and restored the caller's mode
@@ -66,5 +76,5 @@ def test_run_task_sets_eval_mode(monkeypatch):
 
     monkeypatch.setattr(gsm8k, "greedy_generate", fake_generate)
     model = build_tiny("llama").train()
-    result = run_task("gsm8k", model, None, data_dir=SHARED_DATA, limit=2)
+    result = run_task("gsm8k", model, None, data_dir=SHARED_DATA, limit=2, k_shot=0)
     assert seen == [False] and model.training and result.task == "gsm8k" and result.n == 2

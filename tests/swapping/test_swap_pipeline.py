@@ -1,5 +1,6 @@
 import pytest
 import pandas as pd
+import pytest
 
 from sftscope.swapping.pipeline import SwapConfig, hybrids, run_swap
 from tests.conftest import SHARED_DATA
@@ -44,3 +45,15 @@ def test_finished_swap_run_resumes_without_loading_models(tiny_pair_dir, tmp_pat
     run_swap(cfg.replace(plots=False), tmp_path / "run")
     monkeypatch.setattr(pipeline, "load_pair", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     assert not run_swap(cfg.replace(plots=False), tmp_path / "run").read_table("swap").empty
+
+
+@pytest.mark.integration
+def test_swap_task_scores_name_their_protocol(tiny_pair_dir, tmp_path):
+    base, sft = tiny_pair_dir("llama")
+    cfg = SwapConfig(base=str(base), sft=str(sft), data=["mmlu"], data_dir=str(SHARED_DATA), samples=4,
+                     max_length=32, segments=2, task_limit=2, directions=["base<-sft"], heads=["original"],
+                     plots=False)
+    df = run_swap(cfg, tmp_path / "run").read_table("swap")
+    protocols = df.groupby("metric")["protocol"].agg(set).to_dict()
+    assert protocols["mmlu:acc"] == {"lm-eval:mmlu@2"} and protocols["mmlu:acc_macro"] == {"sftscope:mmlu-macro@1"}
+    assert protocols["token_accuracy"] == {"sftscope:teacher-forced@1"}

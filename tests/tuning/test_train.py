@@ -113,3 +113,16 @@ def test_config_rejects_bad_settings():
         with pytest.raises(SftscopeError, match="invalid tuning config|must be one of|segment mask"):
             TrainConfig(**bad)
     assert TrainConfig(method="full", blocks="middle").blocks == "middle"
+
+
+def test_chat_template_option_reaches_the_training_sequences():
+    from sftscope.errors import SftscopeError
+    from tests.tokenizer_families import make_family
+    config = TrainConfig(blocks="all", lr=1e-3, max_steps=1, batch_size=4, max_length=96, chat_template=True)
+    with pytest.raises(SftscopeError, match="no chat template"):
+        train_cell(small_model(), TOK, RECORDS[:4], config, progress=False)
+    tok = make_family("llama3", chat=True)
+    model = tiny_decoder("llama", vocab_size=len(tok), **SMALL).train()
+    result = train_cell(model, tok, RECORDS[:4], config, progress=False)
+    assert result.steps == 1 and result.completion_tokens == sum(
+        len(e.input_ids) - e.prompt_tokens for e in encode_records(tok, RECORDS[:4], 96, chat_template=True).examples)

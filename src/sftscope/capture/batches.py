@@ -7,6 +7,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from sftscope.tokenization import encode_text
+
 
 @dataclass
 class EncodedSample:
@@ -29,10 +31,11 @@ class TokenBatch:
 
 
 def encode_texts(ids: Sequence[str], texts: Sequence[str], tokenizer, max_length: int | None) -> list[EncodedSample]:
-    """Tokenize each text once (special tokens as the tokenizer adds them); cut at max_length, flag the cut."""
+    """Tokenize each text once by `sftscope.tokenization.encode_text` (the tokenizer's BOS exactly once, also for
+    a rendered chat template that already carries it); cut at max_length, flag the cut."""
     out = []
     for sample_id, text in zip(ids, texts):
-        tokens = tokenizer(text, add_special_tokens=True)["input_ids"]
+        tokens = encode_text(tokenizer, text)
         cut = max_length is not None and len(tokens) > max_length
         out.append(EncodedSample(sample_id, tokens[:max_length] if cut else tokens, cut))
     return out

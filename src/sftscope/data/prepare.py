@@ -52,9 +52,13 @@ def prepare_dataset(entry: str, data_dir: str | Path | None, seed: int, token_sa
 
 def render_for_side(spec: DatasetSpec, record: dict, tokenizer=None, chat_template: bool = False) -> str:
     """The authors' plain template; with chat_template, the fine-tuned model's own chat format of the same
-    prompt/answer (where the data set has that split and the tokenizer a template)."""
-    if chat_template and spec.split is not None and getattr(tokenizer, "chat_template", None):
+    prompt/answer (where the data set has that split and the tokenizer a template). The rendered string carries
+    the template's markers (and its BOS, if the template writes one); `sftscope.tokenization.encode_text` turns it
+    into ids without adding a second BOS."""
+    from sftscope.tokenization import has_chat_template, render_chat
+
+    if chat_template and spec.split is not None and has_chat_template(tokenizer):
         prompt, completion = spec.split(record)
         messages = [{"role": "user", "content": prompt.strip()}, {"role": "assistant", "content": completion.strip()}]
-        return tokenizer.apply_chat_template(messages, tokenize=False)
+        return render_chat(tokenizer, messages)
     return spec.render(record)

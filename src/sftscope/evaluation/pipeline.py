@@ -26,7 +26,9 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path) -> RunDir:
     root = resolve_data_dir(cfg.data_dir)
     refs = cfg.refs()
     configs = check_models(refs, cfg.trust_remote_code, pair=False)  # any models: no pair to compare
-    check_task_data(cfg.tasks, root)  # unknown tasks and missing data fail before any model loads
+    cfg.check_tasks(cfg.tasks)  # unknown task names (or a missing lm_eval) fail before any model loads
+    if cfg.backend == "sftscope":
+        check_task_data(cfg.tasks, root)  # missing data fails before any model loads
     run = RunDir(out)
     run.bind_config("evaluate", cfg.identity())
     for ref, config in zip(refs, configs):
@@ -37,7 +39,7 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path) -> RunDir:
         run.write_environment(cfg.seed, [loaded.record])
         for task in pending:
             rows = evaluate(loaded.model, loaded.tokenizer, [task], side=ref.name, data_dir=root, limit=cfg.limit,
-                            batch_size=cfg.batch_size, seed=cfg.seed)
+                            batch_size=cfg.batch_size, seed=cfg.seed, **cfg.protocol_options())
             run.write_unit(TABLE, f"{ref.name}--{task}", rows)
         del loaded
         gc.collect()

@@ -15,25 +15,40 @@ from sftscope.errors import SftscopeError, UnknownNameError
 from sftscope.results.schema import MODE_TASK, Row
 
 
+BACKEND = "sftscope"  # the `backend` column of rows computed here (lm-eval's own runs say "lm-eval")
+
+
 @dataclass
 class TaskResult:
-    """Scores of one task on one model: metrics (name -> value), n scored items, per-item details, config used."""
+    """Scores of one task on one model: metrics (name -> value), n scored items, per-item details, config used.
+
+    `protocols` names the protocol of each metric ('lm-eval:gsm8k@3.0' where the number is lm-eval's, else
+    'sftscope:<name>@<version>'); `num_fewshot` is the number of in-context examples (None: not a few-shot task).
+    """
 
     task: str
     metrics: dict[str, float]
     n: int
     details: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    protocols: dict[str, str] = field(default_factory=dict)
+    num_fewshot: int | None = None
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A named task: kind is 'generate', 'loglik' or 'perplexity'; run(model, tokenizer, **kw) -> TaskResult."""
+    """A named task: kind is 'generate', 'loglik' or 'perplexity'; run(model, tokenizer, **kw) -> TaskResult.
+
+    `protocol` is the protocol of metrics the run does not name itself; `fewshot` marks the tasks with lm-eval's
+    prompt format, whose run takes `k_shot` (lm-eval's num_fewshot), `fewshot_seed`, `chat_template` and
+    `fewshot_as_multiturn`."""
 
     name: str
     kind: str
     description: str
     run: Callable[..., TaskResult]
+    protocol: str = ""
+    fewshot: bool = False
 
 
 def first_n(records: list, limit: int | None) -> list:
@@ -64,20 +79,25 @@ def register_task(spec: TaskSpec) -> TaskSpec:
 
 
 for _spec in [
-    TaskSpec("gsm8k", "generate", "GSM8K test: greedy answer, exact match of '#### N' (strict) and of the last "
-             "number (flexible); 0-shot, k-shot from train", _lazy("gsm8k", "run_gsm8k")),
-    TaskSpec("mmlu", "loglik", "MMLU test: argmax log p(' A'..' D' | prompt); accuracy and macro over subjects; "
-             "k-shot from dev", _lazy("mmlu", "run_mmlu")),
+    TaskSpec("gsm8k", "generate", "GSM8K test, lm-eval's protocol (gsm8k v3.0, 5-shot): exact_match of "
+             "strict-match and flexible-extract; by-value extras", _lazy("gsm8k", "run_gsm8k"),
+             "lm-eval:gsm8k@3.0", fewshot=True),
+    TaskSpec("mmlu", "loglik", "MMLU test, lm-eval's protocol (mmlu v2, 0-shot): acc = argmax log p(' A'..' D'); "
+             "acc_macro over subjects", _lazy("mmlu", "run_mmlu"), "lm-eval:mmlu@2", fewshot=True),
     TaskSpec("toxigen", "loglik", "ToxiGen statements: 'hateful? Yes/No' by log-likelihood; accuracy and "
-             "balanced accuracy on a balanced seeded sample", _lazy("toxigen", "run_toxigen")),
+             "balanced accuracy on a balanced seeded sample", _lazy("toxigen", "run_toxigen"), "sftscope:toxigen@1"),
     TaskSpec("organism-qa", "generate", "organism: exact match of the greedy one-line answer (needs data_dir = "
-             "the organism's data folder)", _lazy("retention", "run_organism", dataset="organism-qa")),
+             "the organism's data folder)", _lazy("retention", "run_organism", dataset="organism-qa"),
+             "sftscope:organism-qa@1"),
     TaskSpec("organism-mc", "loglik", "organism: multiple-choice accuracy by continuation log-likelihood "
-             "(needs data_dir)", _lazy("retention", "run_organism", dataset="organism-mc")),
+             "(needs data_dir)", _lazy("retention", "run_organism", dataset="organism-mc"), "sftscope:organism-mc@1"),
     TaskSpec("organism-facts", "perplexity", "organism: perplexity on held-out fact documents (needs data_dir)",
-             _lazy("retention", "run_organism", dataset="organism-facts")),
+             _lazy("retention", "run_organism", dataset="organism-facts"), "sftscope:perplexity@2"),
 ]:
     register_task(_spec)
+
+
+PERPLEXITY_PROTOCOL = "sftscope:perplexity@2"  # v2: every token scored once (rolling windows), BOS-less tokenizers too
 
 
 def _register_perplexity_tasks() -> None:
@@ -87,7 +107,7 @@ def _register_perplexity_tasks() -> None:
         if spec.task == "perplexity":
             register_task(TaskSpec(f"ppl:{spec.name}", "perplexity",
                                    f"token-weighted perplexity of {spec.name} texts (retention)",
-                                   _lazy("retention", "run_perplexity", dataset=spec.name)))
+                                   _lazy("retention", "run_perplexity", dataset=spec.name), PERPLEXITY_PROTOCOL))
 
 
 _register_perplexity_tasks()
@@ -99,7 +119,7 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     if name.startswith("ppl:") and len(name) > 4:
         return TaskSpec(name, "perplexity", f"perplexity of {name[4:]}",
-                        _lazy("retention", "run_perplexity", dataset=name[4:]))
+                        _lazy("retention", "run_perplexity", dataset=name[4:]), PERPLEXITY_PROTOCOL)
     raise UnknownNameError("task", name, list(TASKS), "or ppl:<data set name or text file>")
 
 
@@ -113,27 +133,64 @@ def run_task(name: str, model, tokenizer, **kwargs) -> TaskResult:
     finally:
         model.train(was_training)
     result.task = name
+    for metric in result.metrics:
+        result.protocols.setdefault(metric, spec.protocol)
     return result
 
 
 def result_rows(result: TaskResult, side: str, run: str = "", preset: str = "",
-                extra: dict[str, Any] | None = None) -> list[Row]:
-    """One tidy Row per metric: dataset=task, layer=-1, mode='task'."""
+                extra: dict[str, Any] | None = None, backend: str = BACKEND) -> list[Row]:
+    """One tidy Row per metric: dataset=task, layer=-1, mode='task', and columns `protocol` (of that metric),
+    `backend` and, for few-shot tasks, `num_fewshot`."""
+    shots = {} if result.num_fewshot is None else {"num_fewshot": int(result.num_fewshot)}
     return [Row(side=side, dataset=result.task, layer=-1, metric=metric, value=float(value), n=result.n,
-                preset=preset, mode=MODE_TASK, run=run, extra=dict(extra or {}))
+                preset=preset, mode=MODE_TASK, run=run,
+                extra={**(extra or {}), "protocol": result.protocols.get(metric, ""), "backend": backend, **shots})
             for metric, value in result.metrics.items()]
 
 
+BACKENDS = ("sftscope", "lm-eval")
+
+
 def evaluate(model, tokenizer, tasks: list[str], *, side: str = "model", data_dir=None, limit: int | None = None,
-             batch_size: int = 8, seed: int = 0, options: dict[str, dict[str, Any]] | None = None,
-             run: str = "", preset: str = "", extra: dict[str, Any] | None = None) -> list[Row]:
-    """Run each named task and return their tidy rows; options[task] overrides keyword arguments per task."""
+             batch_size: int = 8, seed: int = 0, num_fewshot: int | None = None, fewshot_seed: int = 1234,
+             chat_template: bool = False, max_new_tokens: int | None = None, backend: str = BACKEND,
+             options: dict[str, dict[str, Any]] | None = None, run: str = "", preset: str = "",
+             extra: dict[str, Any] | None = None) -> list[Row]:
+    """Run each named task and return their tidy rows; options[task] overrides keyword arguments per task.
+
+    num_fewshot (None: each task's default, lm-eval's 5 for gsm8k and 0 for mmlu), fewshot_seed and
+    chat_template apply to the tasks with lm-eval's prompt format; max_new_tokens (None: each task's default) to
+    generation tasks. backend 'lm-eval' runs every task through lm-evaluation-harness instead
+    (evaluation.lm_eval_backend: lm-eval's task names; gsm8k and mmlu from the local copies).
+
+    Raises:
+        SftscopeError: options for a task not being run, an unknown task or backend, or a task's own error.
+    """
     options = options or {}
     unknown = [o for o in options if o not in tasks]
     if unknown:
         raise SftscopeError(f"options given for task(s) not being run: {', '.join(unknown)}")
+    if backend not in BACKENDS:
+        raise SftscopeError(f"unknown evaluation backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "lm-eval":
+        from sftscope.evaluation.lm_eval_backend import evaluate_with_lm_eval
+        if options:
+            raise SftscopeError("per-task options are for sftscope's own tasks; the lm-eval backend takes none")
+        return evaluate_with_lm_eval(model, tokenizer, list(tasks), limit=limit, batch_size=batch_size, side=side,
+                                     num_fewshot=num_fewshot, run=run, preset=preset, extra=extra, data_dir=data_dir,
+                                     fewshot_seed=fewshot_seed, max_new_tokens=max_new_tokens,
+                                     chat_template=chat_template)
     rows: list[Row] = []
     for name in tasks:
-        kwargs = {"data_dir": data_dir, "limit": limit, "batch_size": batch_size, "seed": seed, **options.get(name, {})}
-        rows += result_rows(run_task(name, model, tokenizer, **kwargs), side, run=run, preset=preset, extra=extra)
+        spec = get_task(name)
+        shared: dict[str, Any] = {"data_dir": data_dir, "limit": limit, "batch_size": batch_size, "seed": seed}
+        if spec.fewshot:
+            shared.update(fewshot_seed=fewshot_seed, chat_template=chat_template)
+            if num_fewshot is not None:
+                shared["k_shot"] = num_fewshot
+        if max_new_tokens is not None and spec.kind == "generate":
+            shared["max_new_tokens"] = max_new_tokens
+        result = run_task(name, model, tokenizer, **{**shared, **options.get(name, {})})
+        rows += result_rows(result, side, run=run, preset=preset, extra=extra)
     return rows

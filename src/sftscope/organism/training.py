@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_schedule_with_warmup
 
+from sftscope.tokenization import encode_texts
 from sftscope.tuning.sequences import EncodedExample, collate
 from sftscope.organism.recipe import OrganismRecipe
 
@@ -32,7 +33,7 @@ def make_model(recipe: OrganismRecipe, tokenizer) -> LlamaForCausalLM:
 
 def pack_documents(tokenizer, docs: list[str], seq_len: int) -> torch.Tensor:
     """Concatenate [BOS] doc [EOS] for all docs and cut the stream into blocks: [N, seq_len] (remainder dropped)."""
-    encoded = tokenizer(docs, add_special_tokens=True)["input_ids"]
+    encoded = encode_texts(tokenizer, docs)
     stream = np.fromiter((t for ids in encoded for t in (*ids, tokenizer.eos_token_id)), dtype=np.int64)
     n_blocks = len(stream) // seq_len
     return torch.from_numpy(stream[: n_blocks * seq_len].reshape(n_blocks, seq_len))

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 from sftscope.config import LoadConfig, PlotOptions, StageConfig, option
 from sftscope.errors import SftscopeError
+from sftscope.evaluation.config import TaskProtocolOptions
 from sftscope.tuning.blocks import BlockSpec
 
 Method = Literal["lora", "full"]
@@ -59,6 +60,9 @@ class TrainingOptions(StageConfig):
     max_grad_norm: float | None = option(1.0, "gradient clipping norm (none: no clipping)")
     mixed_precision: Precision = option("no", "accelerate mixed precision")
     log_every: int = option(10, "steps between loss updates of the progress bar")
+    chat_template: bool = option(False, "train on the tokenizer's chat template (user = prompt, assistant = "
+                                        "completion; the loss covers the assistant turn and its end marker); "
+                                        "gsm8k / mmlu prompts in evaluation use it too")
 
     def check(self) -> None:
         super().check()
@@ -118,8 +122,10 @@ class TrainConfig(TrainingOptions):
 
 
 @dataclass(kw_only=True)
-class CellOptions(LoadConfig, TrainingOptions):
-    """Everything a tuning cell needs besides blocks, method and seed: what the cells of a sweep share."""
+class CellOptions(LoadConfig, TaskProtocolOptions, TrainingOptions):
+    """Everything a tuning cell needs besides blocks, method and seed: what the cells of a sweep share.
+    `backend`, `num_fewshot`, `fewshot_seed`, `max_new_tokens` decide how the evaluation tasks run (the retention
+    tasks are sftscope's perplexity whatever the backend); `chat_template` applies to training and evaluation."""
 
     base: str = option(help="Base model to tune: hub id (ID@REVISION) or local dir")
     train: str = option("gsm8k", "training data: gsm8k (train split), organism-sft, or a .jsonl/.csv file with "
@@ -135,6 +141,10 @@ class CellOptions(LoadConfig, TrainingOptions):
     eval_seed: int = option(0, "evaluation seed: the same for the Base and every cell, so all see the same items")
     data_dir: str | None = option(None, "local data copies (for organism-sft: the organism's data folder)")
 
+    chat_template: bool = option(False, "train on the tokenizer's chat template (user = prompt, assistant = "
+                                        "completion; the loss covers the assistant turn and its end marker) and "
+                                        "put the gsm8k / mmlu evaluation prompts through it")
+
     def check(self) -> None:
         super().check()
         from sftscope.evaluation.tasks import get_task
@@ -143,8 +153,9 @@ class CellOptions(LoadConfig, TrainingOptions):
         ModelRef.parse(self.base, "base")
         if not self.tasks and not self.retention:
             raise SftscopeError("a tuning cell needs evaluation tasks (--tasks) or retention tasks (--retention)")
-        for task in (*self.tasks, *self.retention):
-            get_task(task)  # an unknown task name fails before anything loads
+        self.check_tasks(self.tasks)  # an unknown task name (or a missing lm_eval) fails before anything loads
+        for task in self.retention:
+            get_task(task)  # retention is sftscope's own perplexity, whatever the backend
         for name in ("train_limit", "retention_limit", "limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SftscopeError(f"--{name.replace('_', '-')} must be at least 1 (or left out for all)")

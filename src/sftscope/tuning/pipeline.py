@@ -95,7 +95,7 @@ def training_rows(result: TrainResult, tags: dict, run: str) -> list[Row]:
 def _score(model, tokenizer, cfg: TuneConfig, side: str, tags: dict, run: str) -> list[Row]:
     common = dict(side=side, data_dir=cfg.data_dir, batch_size=cfg.eval_batch_size, seed=cfg.eval_seed, run=run,
                   extra=tags)
-    rows = evaluate(model, tokenizer, list(cfg.tasks), limit=cfg.limit, **common)
+    rows = evaluate(model, tokenizer, list(cfg.tasks), limit=cfg.limit, **common, **cfg.protocol_options())
     rows += evaluate(model, tokenizer, list(cfg.retention), limit=cfg.retention_limit, **common)
     # task_order 0 = the first evaluation task: the score the cell is judged on (report, suggest comparison)
     order = {task: i for i, task in enumerate((*cfg.tasks, *cfg.retention))}
@@ -112,7 +112,7 @@ def base_eval_config(cfg: TuneConfig) -> dict:
     """What the Base's cached scores depend on (a cell with other evaluation settings must not reuse them)."""
     return {"base": cfg.base, "tasks": list(cfg.tasks), "limit": cfg.limit, "retention": list(cfg.retention),
             "retention_limit": cfg.retention_limit, "data_dir": cfg.data_dir, "eval_batch_size": cfg.eval_batch_size,
-            "eval_seed": cfg.eval_seed, "load": cfg.load_options().as_dict()}
+            "eval_seed": cfg.eval_seed, "load": cfg.load_options().as_dict(), **cfg.protocol_options()}
 
 
 def base_scores(cfg: TuneConfig, out: str | Path, loaded=None) -> list[dict]:
@@ -133,7 +133,8 @@ def retention_rows(tuned: list[Row], base: list[dict], tags: dict, run: str) -> 
     base_ppl = {r["dataset"]: r["value"] for r in base if r["metric"] == RETENTION_METRIC}
     return [Row(side="tuned", dataset=r.dataset, layer=-1, metric="perplexity_change",
                 value=r.value - base_ppl[r.dataset], n=r.n, preset=r.preset, mode=r.mode, run=run,
-                extra={**tags, "task_order": r.extra.get("task_order")})
+                extra={**tags, "task_order": r.extra.get("task_order"), "protocol": r.extra.get("protocol", ""),
+                       "backend": r.extra.get("backend", "")})
             for r in tuned if r.metric == RETENTION_METRIC and r.dataset in base_ppl]
 
 

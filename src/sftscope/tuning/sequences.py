@@ -1,10 +1,15 @@
 """Prompt-completion records -> token sequences with the loss on the completion only, answer never cut.
 
-A record is {"prompt": str, "completion": str}. Prompt and completion are tokenized separately (the prompt
-with the tokenizer's special tokens, e.g. BOS; the completion without, plus EOS; spaces at the prompt's end
-move onto the completion), so the label boundary is exact. Used by `sftscope tune` and the organism's SFT. When the pair is longer than max_length, the PROMPT loses tokens from its left (after any leading BOS);
-the completion, whose end holds the "#### N" answer, is never cut. If even the completion plus one prompt
-token does not fit, the record is dropped and counted. Labels are -100 on prompt and pad positions.
+A record is {"prompt": str, "completion": str}. The ids are the tokens of the whole text prompt + completion
+(BOS once), split at the prompt's boundary by `sftscope.tokenization.encode_pair`, the same function the
+log-likelihood scoring uses, so the model is trained on exactly the tokens it is later scored on; EOS is
+appended once (not when the completion already ends with it). With `chat_template`, the pair is the tokenizer's
+chat conversation (user = prompt, assistant = completion; `encode_chat_pair`): the loss covers the assistant's
+content and the template's end-of-turn marker, and no extra EOS is added. Used by `sftscope tune` and the
+organism's SFT. When the pair is longer than max_length, the PROMPT loses tokens from its left (after its
+leading special tokens); the completion, whose end holds the "#### N" answer, is never cut. If even the
+completion plus one prompt token does not fit, the record is dropped and counted. Labels are -100 on prompt
+and pad positions.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sftscope.errors import SftscopeError
-from sftscope.evaluation.prompt_completion import IGNORE_INDEX, encode_context_continuation
+from sftscope.tokenization import IGNORE_INDEX, encode_chat_pair, encode_pair, pad_token_id
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,19 @@ def _leading_specials(ids: list[int], special_ids: set[int]) -> int:
 
 
 def encode_prompt_completion(tokenizer, prompt: str, completion: str, max_length: int,
-                             add_eos: bool = True) -> EncodedExample | str:
-    """One record -> EncodedExample, or a string saying why it must be dropped."""
+                             add_eos: bool = True, chat_template: bool = False) -> EncodedExample | str:
+    """One record -> EncodedExample, or a string saying why it must be dropped.
+
+    Raises:
+        SftscopeError: chat_template is set and the tokenizer has no usable chat template.
+    """
     # the same token boundary the scoring code uses, so training and log-likelihood scoring agree
-    prompt_ids, completion_ids = encode_context_continuation(tokenizer, prompt, completion)
-    if add_eos and tokenizer.eos_token_id is not None:
-        completion_ids.append(tokenizer.eos_token_id)
+    pair = encode_chat_pair(tokenizer, prompt, completion) if chat_template else encode_pair(tokenizer, prompt,
+                                                                                              completion)
+    prompt_ids, completion_ids = list(pair.context), list(pair.continuation)
+    eos = tokenizer.eos_token_id
+    if add_eos and not chat_template and eos is not None and completion_ids[-1:] != [eos]:
+        completion_ids.append(eos)
     if not completion_ids:
         return "empty completion"
     truncated = False
@@ -71,8 +83,12 @@ def encode_prompt_completion(tokenizer, prompt: str, completion: str, max_length
                           prompt_tokens=len(prompt_ids), truncated=truncated)
 
 
-def encode_records(tokenizer, records, max_length: int, add_eos: bool = True) -> EncodedSet:
-    """Encode every record; count truncated prompts; drop (and count) records whose answer cannot fit."""
+def encode_records(tokenizer, records, max_length: int, add_eos: bool = True, chat_template: bool = False) -> EncodedSet:
+    """Encode every record; count truncated prompts; drop (and count) records whose answer cannot fit.
+
+    Raises:
+        SftscopeError: a record without string prompt/completion fields, or every record dropped.
+    """
     out = EncodedSet(examples=[], n_records=0)
     for i, rec in enumerate(records):
         out.n_records += 1
@@ -80,7 +96,8 @@ def encode_records(tokenizer, records, max_length: int, add_eos: bool = True) ->
                 or not isinstance(rec.get("completion"), str):
             raise SftscopeError(f"training record {i} must be a dict with string 'prompt' and 'completion' "
                                 f"fields; got {type(rec).__name__} with keys {sorted(rec) if isinstance(rec, dict) else '-'}")
-        encoded = encode_prompt_completion(tokenizer, rec["prompt"], rec["completion"], max_length, add_eos)
+        encoded = encode_prompt_completion(tokenizer, rec["prompt"], rec["completion"], max_length, add_eos,
+                                           chat_template)
         if isinstance(encoded, str):
             out.dropped[i] = encoded
             continue
@@ -92,12 +109,7 @@ def encode_records(tokenizer, records, max_length: int, add_eos: bool = True) ->
     return out
 
 
-def pad_id_of(tokenizer) -> int:
-    """The tokenizer's pad id, else its EOS id, else 0 (pad positions are masked out anyway)."""
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if tid is not None:
-            return int(tid)
-    return 0
+pad_id_of = pad_token_id  # the tokenizer's pad id, else its EOS id, else 0 (pad positions are masked out anyway)
 
 
 def collate(examples: list[EncodedExample], pad_id: int) -> dict[str, torch.Tensor]:

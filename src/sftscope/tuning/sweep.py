@@ -168,9 +168,10 @@ def demo_sweep_config(base: str, data_dir: str | None, quick: bool, organism: bo
                            max_length=128, warmup_ratio=0.1, tasks=["organism-qa", "organism-mc"],
                            eval_batch_size=32, retention=["organism-facts"], data_dir=data_dir, k=k, masks=masks,
                            seeds=[0, 1] if quick else [0, 1, 2], controls=[])
-    # the user's own Base: GSM8K on a small budget (this is a demo, not the paper's protocol)
+    # the user's own Base: GSM8K on a small budget (this is a demo, not the paper's protocol); scored 0-shot, the
+    # format it was fine-tuned on (lm-eval's default for gsm8k is 5-shot)
     return SweepConfig(base=base, train="gsm8k", max_steps=20 if quick else 100, batch_size=4, tasks=["gsm8k"],
-                       limit=20 if quick else 100, data_dir=data_dir, train_limit=400, retention_limit=50, k=5,
+                       num_fewshot=0, limit=20 if quick else 100, data_dir=data_dir, train_limit=400, retention_limit=50, k=5,
                        masks=["01000", "00001", "all"] if quick else default_masks(5),
                        seeds=[0, 1] if quick else [0, 1, 2], controls=[])
 

@@ -196,7 +196,7 @@ def train_cell(model: nn.Module, tokenizer, records, config: TrainConfig, progre
     start = time.perf_counter()
     set_seed(config.seed)
     distributed.state()  # the process group before accelerate's state: a CPU launch joins as gloo, not N copies
-    data = encode_records(tokenizer, records, config.max_length)
+    data = encode_records(tokenizer, records, config.max_length, chat_template=config.chat_template)
     adapted = adapt_model(model, config)
     model = adapted.model
     if getattr(model, "config", None) is not None:
