@@ -1,6 +1,5 @@
 import pytest
 import pandas as pd
-import pytest
 
 from sftscope.swapping.pipeline import SwapConfig, hybrids, run_swap
 from tests.conftest import SHARED_DATA
