@@ -214,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             args = _parse(argv)
         except SystemExit as stop:  # --help, --version, or a usage error already printed as one line
             return int(stop.code or 0)
-        if args.command != "ls":
-            distributed.state()  # a launch whose processes do not form one group fails here, before any work
+        if args.command == "ls":
+            _run(args)
+            return 0
+        distributed.state()  # a launch whose processes do not form one group fails here, before any work
         with contextlib.redirect_stdout(sys.stdout if distributed.is_main() else io.StringIO()):
             _run(args)
     except KeyboardInterrupt:

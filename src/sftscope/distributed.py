@@ -22,6 +22,7 @@ from sftscope.errors import SftscopeError
 
 T = TypeVar("T")
 _STATE = None
+_BROKEN: str | None = None  # why joining the process group failed (every later call says so again)
 _SOLO = 0  # > 0 while rank 0 runs a section alone (`on_main`): collectives inside it are no-ops
 
 
@@ -40,39 +41,52 @@ def launched_world_size() -> int:
 
 def state():
     """accelerate's PartialState, initialised once with the device choice of sftscope.runtime; None in one
-    process. A launch whose processes do not form one group (WORLD_SIZE > 1 but a non-distributed state) is an
-    error, not N independent copies of the run.
+    process. A launch whose processes do not form one group (WORLD_SIZE > 1 but no group could be joined, or a
+    non-distributed state) is an error, not N independent copies of the run.
 
     Raises:
-        SftscopeError: the launch announced several processes but they did not join one process group.
+        SftscopeError: the launch announced several processes but they did not join one process group (raised
+            again on every later call).
     """
-    global _STATE
+    global _STATE, _BROKEN
+    if _BROKEN is not None:
+        raise SftscopeError(_BROKEN)
     if _STATE is None and launched_world_size() > 1:
         from accelerate import PartialState
 
         from sftscope.runtime import use_cpu_for_collectives
-        _STATE = PartialState(cpu=use_cpu_for_collectives())
+        try:
+            candidate = PartialState(cpu=use_cpu_for_collectives())
+            joined = int(candidate.num_processes)
+        except (ValueError, RuntimeError, KeyError, AttributeError) as exc:  # no MASTER_ADDR / RANK, no peers
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _BROKEN = (f"WORLD_SIZE={launched_world_size()} is set but this process cannot join a process group "
+                       f"({detail}); start the processes with torchrun or accelerate launch, or unset WORLD_SIZE")
+            raise SftscopeError(_BROKEN) from exc
+        if joined != launched_world_size():
+            _BROKEN = (f"the launcher started {launched_world_size()} processes (WORLD_SIZE) but they run as {joined} "
+                       f"independent one(s) ({candidate.distributed_type}); each would repeat the whole run. Launch "
+                       "with torchrun or accelerate launch (on CPUs set ACCELERATE_USE_CPU=true), or start one "
+                       "process")
+            raise SftscopeError(_BROKEN)
+        _STATE = candidate
         if _STATE.process_index != 0:
             os.environ["TQDM_DISABLE"] = "1"  # one set of progress bars: rank 0's
-        if _STATE.num_processes != launched_world_size():
-            raise SftscopeError(
-                f"the launcher started {launched_world_size()} processes (WORLD_SIZE) but they run as "
-                f"{_STATE.num_processes} independent one(s) ({_STATE.distributed_type}); each would repeat the "
-                "whole run. Launch with torchrun or accelerate launch (on CPUs set ACCELERATE_USE_CPU=true), "
-                "or start one process")
     return _STATE
 
 
 def world_size() -> int:
     """Processes working together now (1 in one process, and inside a section rank 0 runs alone)."""
-    if _SOLO:
+    if _SOLO or _BROKEN is not None:
         return 1
     s = state()
     return 1 if s is None else int(s.num_processes)
 
 
 def rank() -> int:
-    """This process's global rank (0 in one process)."""
+    """This process's global rank (0 in one process; the launcher's RANK when no group could be joined)."""
+    if _BROKEN is not None:
+        return int(os.environ.get("RANK", "0") or 0)
     s = state()
     return 0 if s is None else int(s.process_index)
 
@@ -121,6 +135,14 @@ def shard(items: Sequence[T]) -> list[T]:
     """This rank's contiguous block of `items` (all of them in one process)."""
     start, stop = shard_bounds(len(items))
     return list(items[start:stop])
+
+
+def gather_dict(local: dict) -> dict:
+    """The union of every rank's dict (disjoint keys: each rank's share of indexed results), on every rank."""
+    merged: dict = {}
+    for part in gather_objects(local):
+        merged.update(part)
+    return merged
 
 
 def gather_in_order(local: list[T]) -> list[T]:

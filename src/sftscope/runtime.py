@@ -33,8 +33,13 @@ def default_device() -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    """'auto'/None -> cuda if present else cpu; an explicit cuda request without CUDA is an error."""
+    """'auto'/None -> cuda if present else cpu (under torchrun / accelerate launch: this rank's own GPU); an
+    explicit cuda request without CUDA is an error."""
     if device in (None, "auto"):
+        from sftscope import distributed
+        state = distributed.state()
+        if state is not None and cuda_available():
+            return str(state.device)
         return default_device()
     if device.startswith("cuda") and not cuda_available():
         raise SftscopeError(f"--device {device} asked for CUDA but torch sees no GPU; use --device cpu")

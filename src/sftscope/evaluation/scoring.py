@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from sftscope import distributed
 from sftscope.tokenization import (decode_generated, document_ids, encode_pairs, encode_text, eos_token_ids,
                                    pad_token_id)
 
@@ -22,8 +23,17 @@ _TOKENIZER_INFINITY = 10 ** 29  # transformers' "no limit" model_max_length is ~
 
 
 def model_device(model) -> torch.device:
-    """Device of the model's first parameter (where inputs must go)."""
-    return next(model.parameters()).device
+    """Where inputs must go: the input embedding's device (its hook's execution device when accelerate placed
+    or offloaded it), else the first parameter's."""
+    from sftscope.models.placement import module_device
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    return module_device(embeddings) if embeddings is not None else next(model.parameters()).device
+
+
+def _my_batches(count: int) -> list[int]:
+    """Indices of the batches this rank computes: a contiguous block of the batches one process would run, with
+    the same composition (so every item's numbers equal the one-process run's)."""
+    return list(range(*distributed.shard_bounds(count)))
 
 
 def model_max_length(model, tokenizer=None) -> int:
@@ -111,9 +121,10 @@ def greedy_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 
                          f"{model_max_length(model, tokenizer)} tokens")
     encoded = [encode_text(tokenizer, p)[-room:] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
-    outputs: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    outputs: dict[int, str] = {}
+    starts = range(0, len(order), batch_size)
+    for b in _my_batches(len(starts)):  # several processes: each generates its share of the batches
+        rows = order[starts[b]:starts[b] + batch_size]
         input_ids, attention_mask = left_pad([encoded[i] for i in rows], pad_id)
         criteria = StoppingCriteriaList([StopOnStrings(tokenizer, stop, input_ids.shape[1], eos_ids, len(rows))]
                                         if stop else [])
@@ -125,7 +136,8 @@ def greedy_generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 
         new_tokens = generated[:, input_ids.shape[1]:].cpu()
         for row, i in enumerate(rows):
             outputs[i] = cut_at_stop(decode_generated(tokenizer, new_tokens[row].tolist(), eos_ids), stop)
-    return outputs
+    outputs = distributed.gather_dict(outputs)
+    return [outputs.get(i, "") for i in range(len(prompts))]
 
 
 @torch.no_grad()
@@ -146,9 +158,10 @@ def continuation_logprobs(model, tokenizer, contexts: list[str], continuations: 
     sequences = [p.ids[-limit:] for p in pairs]
     n_scored = [min(len(p.continuation), len(s) - 1) for p, s in zip(pairs, sequences)]
     order = sorted(range(len(pairs)), key=lambda i: -len(sequences[i]))
-    scores = [0.0] * len(pairs)
-    for start in range(0, len(order), batch_size):
-        rows = [i for i in order[start:start + batch_size] if n_scored[i] > 0]
+    scores: dict[int, float] = {}
+    starts = range(0, len(order), batch_size)
+    for b in _my_batches(len(starts)):  # several processes: each scores its share of the batches
+        rows = [i for i in order[starts[b]:starts[b] + batch_size] if n_scored[i] > 0]
         if not rows:
             continue
         input_ids, attention_mask = right_pad([sequences[i][:-1] for i in rows], pad_id)
@@ -159,7 +172,8 @@ def continuation_logprobs(model, tokenizer, contexts: list[str], continuations: 
             # logits at position t predict token t+1; normalise only the rows we need (vocab can be 150k)
             log_probs = F.log_softmax(logits[row, n_input - n_cont:n_input].float(), dim=-1)
             scores[i] = float(log_probs.gather(-1, targets[:, None]).sum())
-    return scores
+    scores = distributed.gather_dict(scores)
+    return [scores.get(i, 0.0) for i in range(len(pairs))]
 
 
 def rolling_windows(ids: list[int], n_condition: int, max_length: int) -> list[tuple[list[int], int]]:
@@ -196,16 +210,23 @@ def perplexity(model, tokenizer, texts: list[str], max_length: int = 1024,
     for text in texts:
         ids, n_condition = document_ids(tokenizer, text)
         windows += rolling_windows(ids, n_condition, max_length)
-    total_nll, n_tokens = 0.0, 0
-    for start in range(0, len(windows), batch_size):
+    nll: dict[int, float] = {}  # per window, added up in window order below (the one-process sum, bit for bit)
+    starts = range(0, len(windows), batch_size)
+    for b in _my_batches(len(starts)):  # several processes: each scores its share of the windows
+        start = starts[b]
         chunk = windows[start:start + batch_size]
         input_ids, attention_mask = right_pad([w[:-1] for w, _ in chunk], pad_id)
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
         for row, (window, n) in enumerate(chunk):  # row by row: a float32 copy of [T, V] logits, not [B, T, V]
             n_inputs = len(window) - 1
             targets = torch.tensor(window[-n:], device=logits.device)
-            total_nll += float(F.cross_entropy(logits[row, n_inputs - n:n_inputs].float(), targets, reduction="sum"))
-            n_tokens += n
+            nll[start + row] = float(F.cross_entropy(logits[row, n_inputs - n:n_inputs].float(), targets,
+                                                     reduction="sum"))
+    nll = distributed.gather_dict(nll)
+    total_nll, n_tokens = 0.0, 0
+    for index, (_, n) in enumerate(windows):
+        total_nll += nll.get(index, 0.0)
+        n_tokens += n
     if n_tokens == 0:
         raise ValueError("perplexity needs at least one text with a token to score")
     return math.exp(total_nll / n_tokens), n_tokens

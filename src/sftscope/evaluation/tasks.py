@@ -177,10 +177,12 @@ def evaluate(model, tokenizer, tasks: list[str], *, side: str = "model", data_di
         from sftscope.evaluation.lm_eval_backend import evaluate_with_lm_eval
         if options:
             raise SftscopeError("per-task options are for sftscope's own tasks; the lm-eval backend takes none")
-        return evaluate_with_lm_eval(model, tokenizer, list(tasks), limit=limit, batch_size=batch_size, side=side,
-                                     num_fewshot=num_fewshot, run=run, preset=preset, extra=extra, data_dir=data_dir,
-                                     fewshot_seed=fewshot_seed, max_new_tokens=max_new_tokens,
-                                     chat_template=chat_template)
+        from sftscope import distributed
+        # lm-eval does not split the items of a model object it is handed: rank 0 runs it, the others wait
+        return distributed.on_main(lambda: evaluate_with_lm_eval(
+            model, tokenizer, list(tasks), limit=limit, batch_size=batch_size, side=side, num_fewshot=num_fewshot,
+            run=run, preset=preset, extra=extra, data_dir=data_dir, fewshot_seed=fewshot_seed,
+            max_new_tokens=max_new_tokens, chat_template=chat_template))
     rows: list[Row] = []
     for name in tasks:
         spec = get_task(name)

@@ -14,10 +14,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from sftscope import distributed
 from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.data.prepare import prepare_dataset
 from sftscope.models.loading import LoadedModel, load_pair
-from sftscope.preflight import check_max_length, check_models, check_output_dir, check_task_data
+from sftscope.preflight import (
+    check_max_length,
+    check_models,
+    check_output_dir,
+    check_task_data,
+)
 from sftscope.probing.logit_lens import next_token_stats
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_SWAP, Row, Tables
@@ -47,9 +53,13 @@ TEACHER_FORCED = "sftscope:teacher-forced@1"  # token accuracy / perplexity of t
 
 
 def _teacher_forced(model: LoadedModel, batches) -> dict[str, float]:
+    """Next-token accuracy and perplexity over `batches`; several processes each run a contiguous share of the
+    batches and the sums are added in batch order (the one-process numbers)."""
+    start, stop = distributed.shard_bounds(len(batches))
+    stats = distributed.gather_dict({i: next_token_stats(model, batches[i]) for i in range(start, stop)})
     correct = nll = tokens = 0
-    for batch in batches:
-        c, l, n = next_token_stats(model, batch)
+    for i in range(len(batches)):
+        c, l, n = stats[i]
         correct, nll, tokens = correct + c, nll + l, tokens + n
     return {"token_accuracy": correct / tokens, "perplexity": math.exp(nll / tokens), "tokens": tokens}
 
