@@ -11,6 +11,7 @@ import math
 import pandas as pd
 
 from sftscope.errors import SftscopeError
+from sftscope.stats.scores import higher_is_better
 from sftscope.suggest.decide import Suggestion
 from sftscope.tuning.blocks import parse_block_spec
 
@@ -20,7 +21,6 @@ SWEEP_COLUMNS = {
     "ci_high": "ci_high", "trainable": "trainable_params", "seeds": "seeds", "diff": "vs_all_diff",
     "diff_ci_low": "vs_all_ci_low", "diff_ci_high": "vs_all_ci_high",
 }
-LOWER_IS_BETTER = ("perplexity", "ppl", "loss", "nll")
 
 
 def normalize_sweep(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,11 +34,6 @@ def normalize_sweep(df: pd.DataFrame) -> pd.DataFrame:
 def sweep_columns(df: pd.DataFrame) -> dict[str, str]:
     """Role -> column name for the roles this sweep summary has (a summary of a subset of columns is fine)."""
     return {role: name for role, name in SWEEP_COLUMNS.items() if name in df.columns}
-
-
-def higher_is_better(metric: str) -> bool:
-    """False for perplexity- and loss-like metrics."""
-    return not any(word in str(metric).lower() for word in LOWER_IS_BETTER)
 
 
 def pick_metric(df: pd.DataFrame, cols: dict[str, str]) -> str | None:
