@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
-
 from sftscope.tuning.blocks import format_layers
 
 DROP, RISE, EMERGENCE, NO_CHANGE = "drop", "rise", "emergence", "no change"
@@ -56,6 +55,11 @@ def _fmt(x: float) -> str:
 
 def _signed(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:+.3g}"
+
+
+def _z(p: float) -> float:
+    """Standard normal quantile (statistics.NormalDist: no scipy call per claim)."""
+    return NormalDist().inv_cdf(p)
 
 
 def _layer_word(layers, word: str = "layer") -> str:
@@ -161,7 +165,7 @@ class LayerCurve:
             if exact:
                 return np.zeros_like(self.values), np.zeros_like(self.values)
             raise ValueError("this curve has no intervals")
-        z = stats.norm.ppf((1 + self.level) / 2)
+        z = _z((1 + self.level) / 2)
         below = np.clip(self.values - self.low, 0, None) / z
         above = np.clip(self.high - self.values, 0, None) / z
         return below, above
@@ -199,10 +203,10 @@ def curve_drop(curve: LayerCurve, margin: float = MARGINS["cka"], first_layer: i
     lo_b = curve.low[keep] if curve.has_intervals else v
     hi_b = curve.high[keep] if curve.has_intervals else v
     band = (float(np.median(lo_b)), float(np.median(hi_b)))
-    z = stats.norm.ppf((1 + curve.level) / 2)
+    z = _z((1 + curve.level) / 2)
     ref_below, ref_above = max(plateau - band[0], 0) / z, max(band[1] - plateau, 0) / z
     m = layers.size
-    z_sim = stats.norm.ppf(1 - (1 - curve.level) / (2 * m))  # Bonferroni over the layers tested
+    z_sim = _z(1 - (1 - curve.level) / (2 * m))  # Bonferroni over the layers tested
     diff = v - plateau
     upper = diff + z_sim * np.hypot(se_above, ref_below)   # the layer at its highest, the plateau at its lowest
     lower = diff - z_sim * np.hypot(se_below, ref_above)
@@ -267,7 +271,7 @@ def curve_emergence(curve: LayerCurve, fraction: float = 0.5, margin: float = MA
         return Claim(INCONCLUSIVE, f"{what}: inconclusive (one layer)", reason="one layer")
     se_below, se_above = curve.standard_errors(exact)
     v = curve.values
-    z = stats.norm.ppf((1 + curve.level) / 2)
+    z = _z((1 + curve.level) / 2)
     gain = float(v[-1] - v[0])
     low = gain - z * math.hypot(se_below[-1], se_above[0])
     high = gain + z * math.hypot(se_above[-1], se_below[0])

@@ -124,6 +124,9 @@ def crossed_mean_variance(x, resolution: float | None = None, quantized: int = 1
         df = np.full(mean.shape, float(I - 1))
     else:
         var, df = np.full(mean.shape, np.nan), np.full(mean.shape, np.nan)
+    # rounding leaves ~1e-34 where the scores are identical: that is no variance
+    scale = np.abs(x).max(axis=(-2, -1))
+    var = np.where(var <= (1e-12 * np.maximum(scale, 1.0)) ** 2, 0.0, var)
     if resolution is not None and resolution > 0:
         floor = quantized * resolution ** 2 / 12 / S
         floored = ~(var >= floor)  # NaN (one seed, one item) is floored as well
@@ -141,8 +144,8 @@ def t_quantile(df, level: float = 0.95):
 def mean_interval(mv: MeanVariance, level: float = 0.95, proportion: bool = False,
                   n_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of `mv.mean` at `level`: mean -+ t * sqrt(var), or for a proportion the Wilson score interval
-    at n_eff = p (1 - p) / var (at most n_max, the number of item scores; n_max where p is 0 or 1 or var is 0),
-    with the t quantile in place of z: inside [0, 1] by construction.
+    at n_eff = p (1 - p) / var (at most n_max, the number of item scores) with the t quantile in place of z;
+    where p is 0 or 1 (or var is 0) the plain Wilson interval at n_max. Inside [0, 1] by construction.
 
     Raises:
         ValueError: level outside (0, 1).
@@ -155,10 +158,12 @@ def mean_interval(mv: MeanVariance, level: float = 0.95, proportion: bool = Fals
         half = q * np.sqrt(var)
         return p - half, p + half
     n_max = float(n_max if n_max is not None else mv.seeds * mv.items)
+    estimated = (var > 0) & (p > 0) & (p < 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        n_eff = np.where((var > 0) & (p > 0) & (p < 1), p * (1 - p) / var, n_max)
+        n_eff = np.where(estimated, p * (1 - p) / var, n_max)
     n = np.clip(np.where(np.isfinite(n_eff), n_eff, n_max), 1.0, n_max)
-    q = np.where(np.isfinite(q), q, stats.norm.ppf((1 + level) / 2))
+    # where nothing varies (all right or all wrong) Wilson's own binomial model at n_max decides, with z
+    q = np.where(np.isfinite(q) & estimated, q, stats.norm.ppf((1 + level) / 2))
     denom = 1 + q ** 2 / n
     centre = (p + q ** 2 / (2 * n)) / denom
     half = q * np.sqrt(np.clip(p * (1 - p), 0, None) / n + q ** 2 / (4 * n ** 2)) / denom

@@ -70,10 +70,13 @@ def _jaccard(a, b) -> float:
     return len(a & b) / len(a | b) if a | b else 0.0
 
 
-def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metric: str | None = None) -> dict:
+def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metric: str | None = None,
+                       tune_eval: pd.DataFrame | None = None, tune_items: pd.DataFrame | None = None) -> dict:
     """Agreement of the suggestion with the sweep's best LoRA block choice on one metric: rank, score gap,
     layer overlap and the difference from all-layer LoRA (the nearest evaluated spec stands in if the exact
-    suggested blocks were not in the sweep)."""
+    suggested blocks were not in the sweep). With the sweep's gathered `tune_eval` (and `tune_items`) tables,
+    also the paired comparison suggested - best over seeds and items ("vs_best": sftscope.tuning.summary.
+    paired_difference's keys, its claim decided by sftscope.stats.claims)."""
     sweep_summary = normalize_sweep(sweep_summary)
     cols = sweep_columns(sweep_summary)
     if "spec" not in cols or "mean" not in cols:
@@ -111,4 +114,15 @@ def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metr
         result["vs_all_layer"] = sign * (mine["mean"] - ref["mean"])
     if not math.isfinite(result["score_gap"]):
         result["score_gap"] = None
+    if tune_eval is not None and pos != 0:
+        from sftscope.tuning.summary import compare_configs
+        row = df.iloc[pos]
+        dataset = str(row["dataset"]) if "dataset" in df.columns and pd.notna(row["dataset"]) else ""
+        raw = str(metric)[len(dataset) + 1:] if dataset and str(metric).startswith(dataset + " ") else str(metric)
+        method = str(row[cols["method"]]) if "method" in cols else "lora"
+        try:
+            result["vs_best"] = compare_configs(tune_eval, tune_items, (method, mine["spec"]),
+                                                (method, best["spec"]), dataset, raw)
+        except KeyError:
+            pass  # scores of another shape than the summary's: the comparison stays the summary's
     return result
