@@ -248,6 +248,12 @@ def test_real_tiny_sweep_through_the_cli_and_resume(capsys, organism, tmp_path, 
     mine = cells[(cells["blocks"] == "10") & (cells["metric"] == "perplexity_change")]
     assert row["value"] == pytest.approx(mine["value"].mean()) and len(mine) == 2
     assert (cells["side"] == "base").sum() == len(cells[cells["cell"] == "base"]) > 0
+    qa = summary[(summary["dataset"] == "organism-qa") & (summary["metric"] == "exact_match")]
+    assert set(qa["uncertainty"]) == {"seeds x items"} and set(qa["n_items"]) == {4}  # the 4 qa items, 2 seeds
+    assert ((qa["ci_low"] >= 0) & (qa["ci_high"] <= 1)).all()
+    assert set(summary[summary["metric"] == "perplexity"]["uncertainty"]) == {"seeds only"}  # no per-item scores
+    items = pd.read_parquet(out / "tune_items.parquet")
+    assert set(items["side"]) == {"tuned", "base"} and set(items["seed"]) >= {0, 1}
     assert sorted(p.name for p in (out / "figures").iterdir())[0].startswith("sweep_")
 
     def boom(*args, **kwargs):
