@@ -15,7 +15,17 @@ import pytest
 from scipy import stats
 
 from sftscope.report.findings import best_vs_all
-from sftscope.stats.claims import BETTER, DROP, EMERGENCE, NO_CHANGE, WORSE, LayerCurve, compare, curve_drop, curve_emergence
+from sftscope.stats.claims import (
+    BETTER,
+    DROP,
+    EMERGENCE,
+    NO_CHANGE,
+    WORSE,
+    LayerCurve,
+    compare,
+    curve_drop,
+    curve_emergence,
+)
 from sftscope.stats.scores import crossed_mean_variance, difference_test
 from sftscope.suggest.compare import sweep_columns
 

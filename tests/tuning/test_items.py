@@ -21,7 +21,7 @@ def test_item_rows_follow_the_details_and_agree_with_the_score():
 
 @pytest.mark.parametrize("details", [
     [{"id": "a", "accuracy": 1.0}, {"id": "b", "accuracy": 1.0}],   # mean 1.0 is not the score 0.5: skipped
-    [{"id": "a", "accuracy": 1.0}, {"id": "b", "accuracy": None}],  # a missing item score: skipped
+    [{"id": "a", "accuracy": 1.0}, {"id": "b", "accuracy": None}],  # a non-numeric item score: skipped
     [],
 ])
 def test_no_item_rows_that_disagree_with_the_score(details):
@@ -32,3 +32,16 @@ def test_missing_or_repeated_ids_fall_back_to_positions():
     details = [{"id": "x", "accuracy": 1.0}, {"id": "x", "accuracy": 0.0}]
     rows = item_rows(TaskResult("t", {"accuracy": 0.5}, 2, details), "base", "run", {})
     assert [r.extra["item"] for r in rows] == ["0", "1"]
+
+
+def test_per_kind_scores_come_from_the_items_of_that_kind():
+    details = [{"id": "a", "exact_match": 1.0, "exact_match:city": 1.0},
+               {"id": "b", "exact_match": 0.0, "exact_match:job": 0.0},
+               {"id": "c", "exact_match": 1.0, "exact_match:job": 1.0}]
+    result = TaskResult("organism-qa", {"exact_match": 2 / 3, "exact_match:city": 1.0, "exact_match:job": 0.5}, 3,
+                        details)
+    rows = item_rows(result, "tuned", "run", {})
+    by_metric = {}
+    for r in rows:
+        by_metric.setdefault(r.metric, []).append(r.extra["item"])
+    assert by_metric == {"exact_match": ["a", "b", "c"], "exact_match:city": ["a"], "exact_match:job": ["b", "c"]}

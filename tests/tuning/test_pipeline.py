@@ -104,7 +104,8 @@ def test_cell_end_to_end_then_resume_skips_everything(tiny_setup, tmp_path, monk
 
     # per-item scores behind every item-average score, agreeing with it; none for perplexity
     items = run.read_table("tune_items")
-    assert set(items["mode"]) == {"item"} and set(items["metric"]) == {"exact_match", "accuracy"}
+    assert set(items["mode"]) == {"item"}
+    assert set(items["metric"]) == {"exact_match", "exact_match:city", "accuracy"}  # every qa item is a city
     for (side, dataset, metric), part in items.groupby(["side", "dataset", "metric"]):
         score = evals[(evals["side"] == side) & (evals["dataset"] == dataset) & (evals["metric"] == metric)]
         assert part["value"].mean() == pytest.approx(score["value"].iloc[0]) and len(part) == score["n"].iloc[0]

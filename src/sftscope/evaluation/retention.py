@@ -58,8 +58,9 @@ def run_organism(model, tokenizer, *, dataset: str, data_dir=None, limit: int | 
     if dataset == "organism-qa":
         out = evaluate_organism_qa(model, tokenizer, records, batch_size=batch_size, **options)
         metrics = {"exact_match": out["exact_match"], **{f"exact_match:{k}": v for k, v in out["by_kind"].items()}}
-        details = [{**d, "kind": r.get("kind", "all"), "exact_match": float(h)}
-                   for d, r, h in zip(details, records, out["hits"])]
+        # the per-kind score of an item is named like its metric, so per-kind scores have items too
+        details = [{**d, "kind": r.get("kind", "all"), "exact_match": float(h),
+                    f"exact_match:{r.get('kind', 'all')}": float(h)} for d, r, h in zip(details, records, out["hits"])]
     elif dataset == "organism-mc":
         out = evaluate_organism_mc(model, tokenizer, records, batch_size=batch_size, **options)
         metrics = {"accuracy": out["accuracy"], "chance": out["chance"]}

@@ -17,10 +17,10 @@ from scipy import stats
 
 from sftscope.results.schema import MODE_ALIGNMENT, MODE_DIAGNOSTIC
 from sftscope.stats.claims import (
-    BETTER,
     DROP,
     EMERGENCE,
     INCONCLUSIVE,
+    MARGINS,
     NO_CHANGE,
     RISE,
     Claim,
@@ -29,7 +29,6 @@ from sftscope.stats.claims import (
     curve_drop,
     curve_emergence,
     magnitude_rise,
-    MARGINS,
 )
 from sftscope.stats.scores import MeanVariance, is_proportion, mean_interval
 from sftscope.suggest.compare import (

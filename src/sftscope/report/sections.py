@@ -44,7 +44,7 @@ CAPTIONS = [
      "norm (right), attention q,k,v,o, MLP and whole block."),
     (r"correlation_(.+)", "Correlation across blocks of weight change ({0}) with each representation metric."),
     (r"sweep_scores__(.+?)__(.+)", "Tuning sweep on {0}, {1}: mean over seeds per configuration with its 95% "
-     "t-interval."),
+     "interval (seeds x items where per-item scores exist, else seeds only)."),
     (r"sweep_segments__(.+?)__(.+)", "Tuning sweep on {0}, {1}: single-segment masks, score over the segment's "
      "position, one panel per segment count k."),
     (r"(.+?)__(.+)", "{0} per layer on {1}, one panel per preset; Base dashed, variants solid."),

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
+
 from sftscope.tuning.blocks import format_layers
 
 DROP, RISE, EMERGENCE, NO_CHANGE = "drop", "rise", "emergence", "no change"

@@ -99,24 +99,24 @@ ITEM_FIELDS = {"accuracy": "correct", "exact_match_strict": "strict_correct", "e
 
 
 def item_rows(result: TaskResult, side: str, run: str, extra: dict) -> list[Row]:
-    """One Row per item and metric whose value is the mean of a per-item field of `result.details` (the field
-    named like the metric, or ITEM_FIELDS[metric]); a metric is kept only when the items' mean reproduces it
-    (1e-9), so the item rows always agree with the score. Item ids are the details' `id` (the position when ids
-    are missing or repeated)."""
+    """One Row per item and metric whose value is the mean of a per-item field of `result.details`: the field
+    named like the metric (a per-kind score 'exact_match:k' is carried by the items of kind k only), or
+    ITEM_FIELDS[metric]. A metric is kept only when the items' mean reproduces it (1e-9), so the item rows
+    always agree with the score. Item ids are the details' `id` (the position when ids are missing or repeated)."""
     details = result.details or []
     ids = [str(d.get("id")) for d in details]
     if any(d.get("id") is None for d in details) or len(set(ids)) != len(ids):
         ids = [str(i) for i in range(len(details))]
     rows = []
     for metric, value in result.metrics.items():
-        key = metric if details and metric in details[0] else ITEM_FIELDS.get(metric)
-        scores = [d.get(key) for d in details] if key else []
-        if not scores or not all(isinstance(v, (bool, int, float)) and math.isfinite(v) for v in scores):
+        key = metric if any(metric in d for d in details) else ITEM_FIELDS.get(metric)
+        scores = [(i, d[key]) for i, d in zip(ids, details) if key in d] if key else []
+        if not scores or not all(isinstance(v, (bool, int, float)) and math.isfinite(v) for _, v in scores):
             continue
-        if abs(sum(float(v) for v in scores) / len(scores) - float(value)) > 1e-9:
+        if abs(sum(float(v) for _, v in scores) / len(scores) - float(value)) > 1e-9:
             continue
         rows += [Row(side=side, dataset=result.task, layer=-1, metric=metric, value=float(v), n=1, mode=MODE_ITEM,
-                     run=run, extra={**extra, "item": i}) for i, v in zip(ids, scores)]
+                     run=run, extra={**extra, "item": i}) for i, v in scores]
     return rows
 
 
