@@ -269,15 +269,20 @@ def _basis(row: pd.Series) -> str:
 
 
 def best_vs_all(df: pd.DataFrame, cols: dict, metric: str | None, level: float = 0.95) -> Claim | None:
-    """The sweep's best configuration against all-layer LoRA. The best is picked among m configurations, so its
-    interval is Bonferroni-simultaneous over the m comparisons (t quantile at 1 - (1 - level) / (2 m) with the
-    row's df); an older summary without se/df columns is read with its own interval. None without a paired
-    comparison."""
+    """The sweep's best configuration against all-layer LoRA (when all-layer LoRA is itself the best: the
+    runner-up against it). The best is picked among m configurations, so its interval is Bonferroni-simultaneous
+    over the m comparisons (t quantile at 1 - (1 - level) / (2 m) with the row's df); an older summary without
+    se/df columns is read with its own interval. None without a paired comparison."""
     higher = higher_is_better(metric or "")
-    best = df.loc[df[cols["mean"]].idxmax() if higher else df[cols["mean"]].idxmin()]
-    if "diff" not in cols or pd.isna(best[cols["diff"]]):
+    if "diff" not in cols:
         return None
     compared = df[pd.to_numeric(df[cols["diff"]], errors="coerce").notna()]
+    if compared.empty:
+        return None
+    # the best configuration that has a comparison (the runner-up when all-layer LoRA itself is the best)
+    best = compared.loc[compared[cols["mean"]].idxmax() if higher else compared[cols["mean"]].idxmin()]
+    reference_best = len(compared) < len(df) and (
+        (df[cols["mean"]].max() > best[cols["mean"]]) if higher else (df[cols["mean"]].min() < best[cols["mean"]]))
     m = max(len(compared), 1)
     diff = float(best[cols["diff"]])
     proportion = is_proportion(str(metric).split(" ")[-1])
@@ -292,8 +297,9 @@ def best_vs_all(df: pd.DataFrame, cols: dict, metric: str | None, level: float =
         high = float(best[cols["diff_ci_high"]]) if "diff_ci_high" in cols else math.nan
         note = "not adjusted for picking the best"
     basis = _basis(best) + (f"; {note}" if note else "")
-    return compare(diff, low, high, basis, higher, MARGINS["proportion"] if proportion else None,
-                   what=f"{best[cols['spec']]} vs all-layer LoRA", level=level)
+    what = f"{best[cols['spec']]} vs all-layer LoRA" + (" (the best; this is the runner-up)" if reference_best else "")
+    return compare(diff, low, high, basis, higher, MARGINS["proportion"] if proportion else None, what=what,
+                   level=level)
 
 
 def sweep_findings(sweep: pd.DataFrame) -> list[Finding]:
@@ -321,12 +327,15 @@ def sweep_findings(sweep: pd.DataFrame) -> list[Finding]:
         detail += f" vs all-layer LoRA {ref[cols['mean']]:.3g}{_ci(ref, cols)}"
     claim = best_vs_all(df, cols, metric)
     kind, evidence = "", f"{metric or 'score'} {best[cols['mean']]:.3g}{_ci(best, cols)}"
+    reference_best = is_all.any() and best.name == df[is_all].index[0]
+    if reference_best:
+        detail += " (all-layer LoRA itself is the best)"
     if claim is not None:
         kind = claim.kind
         detail += f"; {claim.statement}"
-        evidence = f"vs all-layer LoRA: {claim.kind}, {claim.evidence()}"
-    elif is_all.any() and best.name == df[is_all].index[0]:
-        detail += " (all-layer LoRA itself is the best)"
+        runner = claim.statement.split(" vs all-layer LoRA")[0]
+        evidence = (f"runner-up {runner}: {claim.kind}, " if reference_best else f"vs all-layer LoRA: {claim.kind}, ") \
+            + claim.evidence()
     if "uncertainty" in df.columns:
         detail += f"; intervals count {best['uncertainty']}"
     run = str(best["run"]) if "run" in df.columns else ""
@@ -390,7 +399,8 @@ def correlation_findings(corr: pd.DataFrame) -> list[Finding]:
         figure = f"correlation_{strongest.get('weight_metric', '')}" if "weight_metric" in group.columns else ""
         if cosine.empty:
             out.append(Finding("Strongest correlation with weight change", f"r = {strongest['value']:+.2f}", detail,
-                               run, evidence=f"r{_fisher(strongest['value'], n)}{blocks}", figure=figure))
+                               run, evidence=f"r = {strongest['value']:+.2f}{_fisher(strongest['value'], n)}{blocks}",
+                               figure=figure))
         else:
             r = cosine.groupby("dataset")["value"].mean()
             n_cos = int(cosine["n"].min()) if "n" in cosine.columns and cosine["n"].notna().any() else 0
@@ -398,7 +408,8 @@ def correlation_findings(corr: pd.DataFrame) -> list[Finding]:
             out.append(Finding("Weight change vs cosine similarity", f"r = {r.mean():+.2f}",
                                "Pearson across blocks, mean over data sets ("
                                + ", ".join(f"{d} {v:+.2f}{_fisher(v, n_cos)}" for d, v in r.items()) + f"); {detail}",
-                               run, evidence=f"{first}: r{_fisher(r[first], n_cos)}, {n_cos} blocks", figure=figure))
+                               run, evidence=f"{first}: r = {r[first]:+.2f}{_fisher(r[first], n_cos)}, {n_cos} blocks",
+                               figure=figure))
     return out
 
 
