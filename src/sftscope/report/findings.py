@@ -95,9 +95,10 @@ def layer_curves(df: pd.DataFrame, metric: str, mode: str | None = None, min_lay
         yield tuple(key) if isinstance(key, tuple) else (key,), line.index.to_numpy(int), line.to_numpy(float)
 
 
-def claim_curves(df: pd.DataFrame, metric: str, mode: str | None = None, min_layer: int = 0):
+def claim_curves(df: pd.DataFrame, metric: str, mode: str | None = None, min_layer: int = 0, count: str = "n"):
     """Yield ((run, side, dataset), LayerCurve) of one metric with its interval columns (ci_low, ci_high,
-    ci_level) where the table has them, and the samples behind each value (column `samples`, else `n`)."""
+    ci_level) where the table has them, and the samples behind each value (column `count`: `n` in the analyze
+    table, `samples` in the probe table, whose `n` counts tokens)."""
     part = _part(df, metric, mode, min_layer)
     if part.empty:
         return
@@ -109,7 +110,6 @@ def claim_curves(df: pd.DataFrame, metric: str, mode: str | None = None, min_lay
             low, high = by_layer["ci_low"].mean().sort_index(), by_layer["ci_high"].mean().sort_index()
         level = float(group["ci_level"].dropna().iloc[0]) if "ci_level" in group and group["ci_level"].notna().any() \
             else 0.95
-        count = "samples" if "samples" in group.columns and group["samples"].notna().any() else "n"
         n = int(group[count].min()) if count in group and group[count].notna().any() else None
         curve = LayerCurve(values.index.to_numpy(int), values.to_numpy(float),
                            None if low is None else low.to_numpy(float), None if high is None else high.to_numpy(float),
@@ -172,7 +172,7 @@ def cka_findings(metrics: pd.DataFrame) -> list[Finding]:
 def lens_findings(probe: pd.DataFrame) -> list[Finding]:
     """Per run and side: where logit-lens accuracy reaches half its final gain (stats.claims.curve_emergence)."""
     out, by_side = [], {}
-    for (run, side, dataset), curve in claim_curves(probe, "lens_accuracy"):
+    for (run, side, dataset), curve in claim_curves(probe, "lens_accuracy", count="samples"):
         by_side.setdefault((run, side), {})[str(dataset)] = (curve, curve_emergence(curve))
     for (run, side), found in by_side.items():
         claims = {d: c for d, (_, c) in found.items()}

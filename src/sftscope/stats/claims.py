@@ -174,9 +174,6 @@ class LayerCurve:
     def samples(self) -> str:
         return f"{self.n} samples per layer" if self.n else ""
 
-    def where(self) -> str:
-        return f"of {int(self.layers.max())}"
-
 
 def _no_interval(curve: LayerCurve, what: str) -> Claim:
     return Claim(INCONCLUSIVE, f"{what}: inconclusive (no interval recorded for this curve)",
@@ -190,7 +187,8 @@ def curve_drop(curve: LayerCurve, margin: float = MARGINS["cka"], first_layer: i
     Returns a Claim of kind DROP (layers = every layer below the plateau after it starts, at = the first
     layer of the first such run, size = the largest fall with its simultaneous interval), NO_CHANGE or
     INCONCLUSIVE. extra holds 'plateau' (level, low, high), 'early' (layers of an early dip), 'rebound' (layers
-    after the drop back within the band) and 'diff' / 'diff_low' / 'diff_high' per tested layer.
+    after the last run below the plateau, not below it) and 'diff' / 'diff_low' / 'diff_high' per tested layer
+    (the simultaneous bounds).
     """
     if not curve.has_intervals and not exact:
         return _no_interval(curve, f"{what} drop")
