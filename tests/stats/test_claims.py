@@ -44,6 +44,15 @@ def test_flat_plateau_is_no_change_and_wide_intervals_are_inconclusive():
     assert wide.kind == INCONCLUSIVE and "too wide" in wide.reason
 
 
+def test_a_sure_but_negligible_fall_is_no_change():
+    """organism-mc on the default organism: 0.9946 at layer 10 vs a 0.997 plateau, interval [-0.004, -0.0002]:
+    below the plateau for sure, but by less than the 0.02 margin."""
+    cka = [0.9995, 0.994, 0.9958, 0.9968, 0.997, 0.9978, 0.9977, 0.9972, 0.9968, 0.9964, 0.9946]
+    claim = curve_drop(band(cka, 0.0008))
+    assert claim.kind == NO_CHANGE and claim.high < 0 < claim.low + 0.02
+    assert compare(0.01, 0.005, 0.015, "b", margin=0.02).kind == NO_DIFFERENCE  # sure, but negligible
+
+
 def test_early_dip_is_not_a_drop():
     dip = [0.999, 0.70, 0.89, 0.89, 0.89, 0.89, 0.89, 0.89, 0.89, 0.89, 0.89]
     claim = curve_drop(band(dip, 0.005))

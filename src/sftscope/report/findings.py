@@ -122,23 +122,20 @@ def _where(layers, depth: int) -> str:
     return f"layer{'s' if len(layers) > 1 else ''} {format_layers(layers)} of {depth}"
 
 
-def _verdict(claims: dict[str, Claim], positive: str, positive_value, none_value: str) -> tuple[str, str]:
-    """(tile value, kind) over the data sets' claims: the positive claim where any data set makes it (with how
-    many), else 'none_value' when every data set says no change, else 'inconclusive'."""
+def _verdict(claims: dict[str, Claim], positive: str, positive_value, none_value: str, order
+             ) -> tuple[str, str, str, Claim]:
+    """(tile value, kind, lead data set, its claim) over the data sets' claims: the positive claim of the lead
+    data set (the first by `order` among those making it; with how many do) where any data set makes it, else
+    'none_value' when every data set says no change, else 'inconclusive'. The tile's evidence is the lead's."""
     hits = {d: c for d, c in claims.items() if c.kind == positive}
+    pool = hits or claims
+    lead = min(pool, key=lambda d: order(pool[d]))
     if hits:
         share = "" if len(hits) == len(claims) else f" ({len(hits)} of {len(claims)} data sets)"
-        return positive_value(hits) + share, positive
+        return positive_value(hits[lead]) + share, positive, lead, hits[lead]
     if all(c.kind == NO_CHANGE for c in claims.values()):
-        return none_value, NO_CHANGE
-    return "inconclusive", INCONCLUSIVE
-
-
-def _lead(claims: dict[str, Claim], kind: str, order) -> tuple[str, Claim]:
-    """The data set whose claim the tile's evidence shows: of those of the tile's kind, the first by `order`."""
-    pool = {d: c for d, c in claims.items() if c.kind == kind} or claims
-    dataset = min(pool, key=lambda d: order(pool[d]))
-    return dataset, pool[dataset]
+        return none_value, NO_CHANGE, lead, claims[lead]
+    return "inconclusive", INCONCLUSIVE, lead, claims[lead]
 
 
 def _evidence(dataset: str, claim: Claim, prefix: str = "") -> str:
@@ -161,9 +158,8 @@ def cka_findings(metrics: pd.DataFrame) -> list[Finding]:
     for (run, side), found in by_pair.items():
         claims = {d: c for d, (_, c) in found.items()}
         depth = max(int(curve.layers.max()) for curve, _ in found.values())
-        value, kind = _verdict(claims, DROP, lambda hits: "drop at " + _where(
-            [layer for c in hits.values() for layer in c.layers], depth), "no drop")
-        dataset, lead = _lead(claims, kind, lambda c: c.size if np.isfinite(c.size) else 0.0)
+        value, kind, dataset, lead = _verdict(claims, DROP, lambda c: "drop at " + _where(c.layers, depth), "no drop",
+                                              lambda c: c.size if np.isfinite(c.size) else 0.0)  # largest fall
         out.append(Finding(f"CKA leaves its plateau ({side})", value, _details(claims), run, kind,
                            _evidence(dataset, lead), f"alignment__{_file_safe(dataset)}"))
     return out
@@ -177,9 +173,8 @@ def lens_findings(probe: pd.DataFrame) -> list[Finding]:
     for (run, side), found in by_side.items():
         claims = {d: c for d, (_, c) in found.items()}
         depth = max(int(curve.layers.max()) for curve, _ in found.values())
-        value, kind = _verdict(claims, EMERGENCE, lambda hits: "at " + _where([c.at for c in hits.values()], depth),
-                               "no emergence")
-        dataset, lead = _lead(claims, kind, lambda c: c.at if c.at is not None else 0)
+        value, kind, dataset, lead = _verdict(claims, EMERGENCE, lambda c: "at " + _where([c.at], depth),
+                                              "no emergence", lambda c: -c.size if np.isfinite(c.size) else 0.0)
         out.append(Finding(f"Logit lens emerges ({side})", value, _details(claims), run, kind,
                            _evidence(dataset, lead, "gain "),
                            f"probe_{dataset}"))

@@ -12,13 +12,14 @@ makes every difference's interval wider than it is (conservative).
   * Drop below the plateau (Base-vs-variant CKA): the plateau is the median of the block outputs (layers 1..L;
     layer 0, the embeddings, is no block's output), its band the medians of their interval bounds. A layer is
     below the plateau when the upper bound of (value - plateau) is below 0, with Bonferroni-simultaneous
-    intervals over the layers tested, so the chance of naming any layer falsely stays at 1 - level. Layers
+    intervals over the layers tested, so the chance of naming any layer falsely stays at 1 - level, unless
+    that interval lies entirely within `margin` of the plateau (a real but negligible fall is no change). Layers
     below it before the first layer on the plateau are an early dip; the drop is the first run below it after
     that layer, whether or not the curve comes back later (a rebound at the last layer does not hide a drop).
     "No change" needs every layer after the plateau starts to lie within `margin` below it (lower bounds of the
     differences above -margin); anything else is "inconclusive", with the reason.
   * Emergence (logit-lens accuracy): the gain of the last layer over layer 0 must exclude 0 (one interval at
-    `level`); the emergence layer is the first layer reaching `fraction` of that gain, and the layers whose
+    `level`) and not lie within +-margin; the emergence layer is the first layer reaching `fraction` of that gain, and the layers whose
     intervals are compatible with that threshold are given with it. "No change" when the gain's interval lies
     within +-margin (or below 0: accuracy falls), else "inconclusive".
   * Rise of an exact magnitude (weight change per block, which has no sampling noise): blocks at least
@@ -27,8 +28,9 @@ makes every difference's interval wider than it is (conservative).
 Curves without intervals: the report says "inconclusive (no interval recorded)"; `suggest` may pass
 `exact=True` to treat the values as exact (zero-width intervals; its own profiles carry intervals).
 
-Score comparisons (`compare`): "better" / "worse" only when the interval of the difference excludes 0, "no
-difference" when it lies within +-margin, else "inconclusive". The intervals come from sftscope.stats.scores
+Score comparisons (`compare`): "no difference" when the interval of the difference lies within +-margin (even
+if it excludes 0: the difference is negligible), else "better" / "worse" only when it excludes 0, else
+"inconclusive". The intervals come from sftscope.stats.scores
 (items and seeds crossed).
 """
 
@@ -209,7 +211,7 @@ def curve_drop(curve: LayerCurve, margin: float = MARGINS["cka"], first_layer: i
     diff = v - plateau
     upper = diff + z_sim * np.hypot(se_above, ref_below)   # the layer at its highest, the plateau at its lowest
     lower = diff - z_sim * np.hypot(se_below, ref_above)
-    below = upper < 0
+    below = (upper < 0) & (lower <= -margin)  # surely below, and not surely within the margin (negligible)
     on_plateau = np.flatnonzero(~below)
     extra = {"plateau": (plateau, *band), "diff": dict(zip(layers.tolist(), diff.tolist())),
              "diff_low": dict(zip(layers.tolist(), lower.tolist())),
@@ -277,7 +279,8 @@ def curve_emergence(curve: LayerCurve, fraction: float = 0.5, margin: float = MA
     basis = "exact values" if not curve.has_intervals else curve.samples()
     first, last = int(curve.layers[0]), int(curve.layers[-1])
     gain_text = f"gain of layer {last} over layer {first}: {gain:+.3g} [{low:+.3g}, {high:+.3g}]"
-    if low > 0 or (exact and not curve.has_intervals and gain > 0):
+    negligible = -margin < low and high < margin
+    if (low > 0 or (exact and not curve.has_intervals and gain > 0)) and not negligible:
         threshold = float(v[0] + fraction * gain)
         i = int(np.argmax(v >= threshold))
         hi_b = curve.high if curve.has_intervals else v
@@ -328,19 +331,19 @@ def magnitude_rise(blocks, values, min_ratio: float = 1.5, what: str = "weight c
 def compare(diff: float, low: float, high: float, basis: str, higher_is_better: bool = True,
             margin: float | None = None, what: str = "A vs B", p: float | None = None,
             level: float = LEVEL) -> Claim:
-    """Decide a score difference (A - B) from its interval: BETTER / WORSE only when the interval excludes 0 (in
-    the direction that is better for the metric), NO_DIFFERENCE when it lies within +-margin (None: never),
-    else INCONCLUSIVE."""
+    """Decide a score difference (A - B) from its interval: NO_DIFFERENCE when it lies within +-margin (None:
+    never), else BETTER / WORSE when it excludes 0 (in the direction that is better for the metric), else
+    INCONCLUSIVE."""
     interval = f"{diff:+.3g} [{low:+.3g}, {high:+.3g}]" if np.isfinite(low) and np.isfinite(high) else _signed(diff)
     p_text = f", p = {p:.2g}" if p is not None and np.isfinite(p) else ""
     common = dict(size=float(diff), low=float(low), high=float(high), level=level, basis=basis)
     if not (np.isfinite(low) and np.isfinite(high)):
         return Claim(INCONCLUSIVE, f"{what}: {interval}, no interval ({basis})", reason="no interval", **common)
-    if low > 0 or high < 0:
-        kind = BETTER if (low > 0) == higher_is_better else WORSE
-        return Claim(kind, f"{what}: {kind}, {interval}{p_text} ({basis})", **common)
     if margin is not None and low > -margin and high < margin:
         return Claim(NO_DIFFERENCE, f"{what}: no difference larger than {margin:g}, {interval}{p_text} ({basis})",
                      **common)
+    if low > 0 or high < 0:
+        kind = BETTER if (low > 0) == higher_is_better else WORSE
+        return Claim(kind, f"{what}: {kind}, {interval}{p_text} ({basis})", **common)
     return Claim(INCONCLUSIVE, f"{what}: inconclusive, {interval}{p_text} includes 0 ({basis})",
                  reason="the interval includes 0", **common)

@@ -77,7 +77,7 @@ def plot_scores(part: pd.DataFrame, path: Path) -> Path:
     seeds = part["n"].max()
     ax.set_ylabel(metric)
     counts = part["uncertainty"].iloc[0] if "uncertainty" in part.columns else "seeds only"
-    ax.set_title(f"{dataset}: {metric} per configuration\nmean over <= {seeds} seeds with 95% interval ({counts}); "
+    ax.set_title(f"{dataset}: {metric} per configuration\nmean over <= {seeds} seeds, 95% interval ({counts})\n"
                  "numbers = trainable parameters", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
