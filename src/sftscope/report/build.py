@@ -130,10 +130,10 @@ def _short_id(model_id: str) -> str:
     return "/".join(path.parts[-2:]) if path.is_absolute() else model_id
 
 
-_HOW_DECIDED = ("<p class='lead'>Each claim is decided from the tables' intervals (sftscope.stats.claims): a drop, "
-                "emergence or 'better' is stated only where the interval excludes no change, 'no change' only where "
-                "the interval lies within the stated margin, otherwise 'inconclusive' with the reason. The evidence "
-                "gives the size, its 95% interval and what it rests on; the link opens the figure.</p>")
+_HOW_DECIDED = ("<p class='lead'>Each claim is decided from the tables' intervals (sftscope.stats.claims): 'no "
+                "change' where the interval lies within the stated margin; a drop, emergence or 'better' where it "
+                "excludes 0; otherwise 'inconclusive' with the reason. The evidence gives the size, its 95% "
+                "interval and what it rests on; the link opens the figure the claim can be checked on.</p>")
 
 
 def _subtitle(runs: list[RunData]) -> str:
