@@ -127,7 +127,11 @@ class Claim:
 @dataclass
 class LayerCurve:
     """A metric per layer with its interval: layers [n] (ascending), values [n], low / high [n] (None: no
-    interval recorded) at `level`, and the number of samples behind each value (None: unknown)."""
+    interval recorded) at `level`, and the number of samples behind each value (None: unknown).
+
+    Raises:
+        ValueError: lengths that differ, no layer, non-finite values, or layers not ascending.
+    """
 
     layers: np.ndarray
     values: np.ndarray
@@ -306,7 +310,11 @@ def curve_emergence(curve: LayerCurve, fraction: float = 0.5, margin: float = MA
 
 def magnitude_rise(blocks, values, min_ratio: float = 1.5, what: str = "weight change") -> Claim:
     """Blocks whose exact (noise-free) magnitude is at least `min_ratio` x the median block: RISE when such a
-    run follows a typical block (at = its first block), else NO_CHANGE. blocks, values: [n] (values >= 0)."""
+    run follows a typical block (at = its first block), else NO_CHANGE. blocks, values: [n] (values >= 0).
+
+    Raises:
+        ValueError: lengths that differ, no block, or non-finite values.
+    """
     blocks = np.asarray(blocks, dtype=int).reshape(-1)
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size != blocks.size or v.size == 0 or not np.all(np.isfinite(v)):
