@@ -28,13 +28,15 @@ def _python(code: str) -> dict:
 
 @pytest.mark.integration
 def test_report_layer_imports_no_deep_learning_stack():
-    """The report, its figures and what they read (results, suggest.compare, tuning.blocks) stay light."""
+    """The report, its figures and what they read (results, the claims, suggest.compare, tuning.blocks and the
+    sweep statistics) stay light."""
     found = _python(f"""
         import importlib, json, pkgutil, sys
         import sftscope.report, sftscope.report.plots
         names = [m.name for m in pkgutil.walk_packages(sftscope.report.__path__, "sftscope.report.")]
         names += ["sftscope.results", "sftscope.results.schema", "sftscope.results.rundir", "sftscope.suggest",
-                  "sftscope.suggest.compare", "sftscope.suggest.decide", "sftscope.tuning.blocks", "sftscope.stats"]
+                  "sftscope.suggest.compare", "sftscope.suggest.decide", "sftscope.tuning.blocks", "sftscope.stats",
+                  "sftscope.stats.claims", "sftscope.stats.scores", "sftscope.tuning.summary"]
         for name in names:
             importlib.import_module(name)
         # the lazily re-exported names resolve without loading the heavy stack

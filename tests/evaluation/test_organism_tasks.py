@@ -40,6 +40,7 @@ def test_qa_exact_match_counts_the_model_own_answers(model, tok):
     assert result["n"] == 4
     assert result["exact_match"] == 0.5
     assert result["by_kind"] == {"k0": 1.0, "k1": 0.0}
+    assert result["hits"] == [True, False, True, False]  # per record: the items the sweep statistics resample
 
 
 def test_mc_accuracy_is_argmax_of_choice_logprobs(model, tok):
@@ -48,7 +49,7 @@ def test_mc_accuracy_is_argmax_of_choice_logprobs(model, tok):
     scores = continuation_logprobs(model, tok, ["the cat sat on the"] * 4, [" mat", " park", " barn", " dog"])
     best = max(range(4), key=scores.__getitem__)
     result = evaluate_organism_mc(model, tok, records)
-    assert result == {"accuracy": 0.25, "n": 4, "chance": 0.25}
+    assert result == {"accuracy": 0.25, "n": 4, "chance": 0.25, "hits": [a == best for a in range(4)]}
     assert evaluate_organism_mc(model, tok, [records[best]])["accuracy"] == 1.0
 
 

@@ -45,3 +45,30 @@ def test_agreement_with_itself_is_one_and_rows_complete(tiny_pair_dir):
     for metric in ("lens_accuracy", "lens_loss", "lens_kl_to_final"):
         base_vals = [r.value for r in rows if r.metric == metric and r.side == "base"]
         assert base_vals == [r.value for r in rows if r.metric == metric and r.side == "sft"]
+
+
+def test_lens_accuracy_interval_resamples_whole_samples(tiny_pair_dir):
+    """The interval of the last layer equals a cluster bootstrap of per-sample counts computed independently
+    (each text alone through the model): positions are mapped to their own sample across batches."""
+    import numpy as np
+
+    from sftscope.stats.uncertainty import cluster_ratio_interval
+
+    base = _load(tiny_pair_dir("llama")[0])
+    texts = TEXTS * 3
+    ids = [f"s{i}" for i in range(len(texts))]
+    cfg = ProbeConfig(base="b", sft="s", batch_size=4, bootstrap=100, seed=3)
+    rows = probe_dataset([base], texts, ids, "d", cfg)
+    acc = {r.layer: r for r in rows if r.metric == "lens_accuracy"}
+    correct, tokens = [], []
+    for sample in encode_texts(ids, texts, base.tokenizer, None):
+        with torch.no_grad():
+            logits = base.model(input_ids=torch.tensor([sample.input_ids])).logits[0]
+        correct.append(float((logits[:-1].argmax(-1) == torch.tensor(sample.input_ids[1:])).sum()))
+        tokens.append(len(sample.input_ids) - 1)
+    last = max(acc)
+    assert acc[last].value == pytest.approx(sum(correct) / sum(tokens))
+    low, high = cluster_ratio_interval(np.array([correct]), np.array(tokens, dtype=float), 100, seed=3)
+    assert (acc[last].extra["ci_low"], acc[last].extra["ci_high"]) == pytest.approx((low[0], high[0]))
+    assert all(r.extra["ci_low"] <= r.value <= r.extra["ci_high"] for r in acc.values())
+    assert acc[last].extra["samples"] == len(texts)

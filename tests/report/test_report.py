@@ -32,23 +32,28 @@ def _cka(L: int) -> np.ndarray:
     return cka
 
 
-def make_run(path: Path, L: int = 8, tables=("metrics", "probe", "weights", "swap", "sweep_summary", "suggest")) -> Path:
-    """A run directory with every table the report reads, written from known curves (no model)."""
+def make_run(path: Path, L: int = 8, tables=("metrics", "probe", "weights", "swap", "sweep_summary", "suggest"),
+             intervals: bool = True) -> Path:
+    """A run directory with every table the report reads, written from known curves (no model); CKA and lens
+    accuracy with 95% intervals as the analyze and probe stages write them (`intervals=False`: without)."""
     run = RunDir(path)
     run.bind_config("analyze", {"data": ["toy"], "preset": "both", "seed": 3})
     run.write_environment(3, [{"name": "base", "id": "org/base", "revision": "abc", "num_layers": L},
                               {"name": "sft", "id": "org/sft", "num_layers": L}])
     if "metrics" in tables:
-        rows = [Row("sft", "toy", l, "cka", float(v), 32, p, "alignment") for l, v in enumerate(_cka(L))
-                for p in ("paper", "canonical")]
+        ci = {} if not intervals else None
+        rows = [Row("sft", "toy", l, "cka", float(v), 32, p, "alignment",
+                    extra=ci if ci is not None else {"ci_low": v - 0.02, "ci_high": v + 0.02, "ci_level": 0.95})
+                for l, v in enumerate(_cka(L)) for p in ("paper", "canonical")]
         rows += [Row(s, "toy", l, "effective_rank", 0.5 + 0.01 * l, 32, "paper") for s in ("base", "sft") for l in range(L + 1)]
         rows += [Row("base", "toy", -1, "truncated_samples", 5, 32, "", "diagnostic"),
                  Row("sft", "toy", 2, "skipped:curvature", 3, 3, "paper", "diagnostic", extra={"reason": "T < 3"})]
         run.write_unit("metrics", "toy", rows)
     if "probe" in tables:
         acc = [0.0] * (L - 2) + [0.3, 0.5, 0.6]  # half the final gain (0.3) first reached at layer L - 2
-        run.write_unit("probe", "toy", [Row(s, "toy", l, "lens_accuracy", a, 100) for s in ("base", "sft")
-                                        for l, a in enumerate(acc)])
+        run.write_unit("probe", "toy", [Row(s, "toy", l, "lens_accuracy", a, 100, extra={} if not intervals else {
+            "ci_low": max(a - 0.03, 0.0), "ci_high": a + 0.03, "ci_level": 0.95, "samples": 20})
+                                        for s in ("base", "sft") for l, a in enumerate(acc)])
     if "weights" in tables:
         change = [1.0] * (L - 1) + [3.0]
         run.write_unit("weights", "sft", [Row("sft", "", l + 1, m, c, 10, mode="alignment", extra={"module": "attn_qkvo"})
@@ -62,7 +67,9 @@ def make_run(path: Path, L: int = 8, tables=("metrics", "probe", "weights", "swa
     if "sweep_summary" in tables:
         run.write_unit("sweep_summary", "all", [
             dict(method="lora", blocks=s, metric="toy:exact_match", value=m, ci_low=m - 0.02, ci_high=m + 0.02,
-                 trainable_params=1000, vs_all_diff=m - 0.3) for s, m in [("all", 0.3), ("0110", 0.4), ("1000", 0.2)]])
+                 trainable_params=1000, vs_all_diff=float("nan") if s == "all" else m - 0.3, vs_all_se=0.01,
+                 vs_all_df=100.0, vs_all_n=3, vs_all_items=116, uncertainty="seeds x items")
+            for s, m in [("all", 0.3), ("0110", 0.4), ("1000", 0.2)]])
     if "suggest" in tables:
         from sftscope.suggest.decide import LayerProfiles, suggest_blocks
         from sftscope.suggest.pipeline import SUGGESTION_FILE, profile_rows
@@ -99,18 +106,39 @@ def test_report_is_one_self_contained_file(tmp_path):
 
 def test_findings_from_known_curves(tmp_path):
     run = load_run(make_run(tmp_path / "run", L=10))
-    cka = fnd.cka_findings(run.table("metrics"))
-    assert [f.value for f in cka] == ["layer 9 of 10"]
+    (cka,) = fnd.cka_findings(run.table("metrics"))
+    assert (cka.value, cka.kind, cka.figure) == ("drop at layers 9-10 of 10", "drop", "alignment__toy")
+    assert "32 samples per layer" in cka.evidence and "[" in cka.evidence
     lens = {f.key: f.value for f in fnd.lens_findings(run.table("probe"))}
-    assert lens == {"Logit lens emerges (base)": "layer 8 of 10", "Logit lens emerges (sft)": "layer 8 of 10"}
+    assert lens == {"Logit lens emerges (base)": "at layer 8 of 10", "Logit lens emerges (sft)": "at layer 8 of 10"}
     assert fnd.weight_findings(run.table("weights"))[0].value == "block 10 of 10"
     swap = fnd.swap_findings(run.table("swap"))[0]
     assert swap.value == "base<-sft seg1" and "0.35" in swap.detail
-    sweep = fnd.sweep_findings(run.table("sweep_summary"))[0]
+    assert "n = 50 tokens" in swap.evidence and "intervals overlap" in swap.evidence  # 0.35 vs 0.25 on 50
+    (sweep,) = fnd.sweep_findings(run.table("sweep_summary"))
     assert sweep.value == "0110 (lora)" and "all-layer LoRA 0.3 [0.28, 0.32]" in sweep.detail
+    # best of 2 compared: +0.1 with se 0.01 is outside its simultaneous interval
+    assert sweep.kind == "better" and "3 seeds x 116 items" in sweep.evidence and "simultaneous over 2" in sweep.evidence
     found, comparison = fnd.suggestion_findings(run.suggestion, run.table("sweep_summary"))
     assert comparison["metric"] == "toy:exact_match" and comparison["n_configs"] == 3
     assert found[0].value.endswith("of 0-9")
+
+
+def test_no_interval_no_claim(tmp_path):
+    """A table written without intervals gives inconclusive claims that say why, not a drop or an emergence."""
+    run = load_run(make_run(tmp_path / "run", L=10, tables=("metrics", "probe"), intervals=False))
+    (cka,) = fnd.cka_findings(run.table("metrics"))
+    assert (cka.value, cka.kind) == ("inconclusive", "inconclusive") and "no interval" in cka.evidence
+    assert {f.value for f in fnd.lens_findings(run.table("probe"))} == {"inconclusive"}
+
+
+def test_tiles_show_evidence_and_link_to_their_figure(tmp_path):
+    text = write_report([make_run(tmp_path / "run", L=10)], tmp_path / "r.html").read_text()
+    tile = re.search(r'<div class="tile drop">.*?</div></div>', text).group(0)
+    assert "drop at layers 9-10 of 10" in tile and "32 samples per layer" in tile
+    href = re.search(r'href="#([^"]+)">figure</a>', tile).group(1)
+    assert f'<figure id="{href}">' in text  # the link lands on the alignment figure
+    assert 'id="fig-run-sweep-chart"' in text and 'href="#fig-run-sweep-chart"' in text
 
 
 def test_any_subset_of_tables(tmp_path):
@@ -131,7 +159,7 @@ def test_several_runs_overlaid(tmp_path):
     assert png_size(png)[0] > 0
     text = write_report([a, b], tmp_path / "both.html").read_text()
     assert text.count("'pill'>small<") >= 3 and text.count("'pill'>large<") >= 3
-    assert "layer 3 of 4" in text and "layer 11 of 12" in text
+    assert "drop at layers 3-4 of 4" in text and "drop at layers 11-12 of 12" in text
 
 
 def test_pivot_is_one_row_per_layer():

@@ -89,3 +89,26 @@ def test_the_first_evaluation_task_is_the_judged_metric():
                          "task_order": order})
     df = normalize_sweep(pd.DataFrame(rows))
     assert pick_metric(df, sweep_columns(df)) == "organism-qa exact_match"
+
+
+def test_paired_comparison_with_the_best_over_seeds_and_items():
+    """With the sweep's tune_eval / tune_items tables the suggestion is compared with the best pair-wise, and the
+    claim is decided by the interval (here the best is clearly better: 30 more items right in every seed)."""
+    import numpy as np
+
+    from sftscope.results.rundir import rows_to_frame
+    from sftscope.tuning.summary import summarize
+    from tests.tuning.test_sweep import item_tables
+
+    rng = np.random.default_rng(0)
+    base = (rng.random((3, 116)) < 0.5).astype(float)
+    best = base.copy()
+    best[:, :30] = 1.0
+    evals, tuning, items = item_tables({("lora", "all"): base, ("lora", "01000"): best, ("lora", "01110"): base}, 116)
+    summary = rows_to_frame(summarize(evals, tuning, items=items))
+    result = compare_with_sweep(suggestion(2, 8), summary, tune_eval=evals, tune_items=items)
+    assert result["best"]["spec"] == "01000" and result["suggested"]["spec"] == "01110"
+    pair = result["vs_best"]
+    assert pair["basis"] == "3 seeds x 116 items" and pair["claim"] == "worse"
+    assert pair["diff"] == pytest.approx(base.mean() - best.mean()) and pair["ci_high"] < 0
+    assert "vs_best" not in compare_with_sweep(suggestion(2, 4), summary, tune_eval=evals, tune_items=items)

@@ -22,11 +22,13 @@ def base_profiles(**overrides) -> LayerProfiles:
 
 def test_known_plateau_with_every_profile():
     lens = np.array([0.02] * 17 + [0.3, 0.4, 0.45, 0.5])      # emerges at layer 17 -> block 16
-    variant = np.array([0.99] * 17 + [0.9, 0.8, 0.7, 0.6])    # below plateau from layer 18 -> block 17
+    # exact values (no interval): 0.9 at layer 17 is below the 0.99 plateau, so the drop starts there (block 16);
+    # the former rule ignored it (its margin, a quarter of the curve's range, was a shape heuristic)
+    variant = np.array([0.99] * 17 + [0.9, 0.8, 0.7, 0.6])
     weights = np.concatenate([np.ones(18), [3.0, 5.0]])       # rises from block 18
     s = suggest_blocks(base_profiles(lens_accuracy=lens, variant_cka=variant, weight_change=weights), k=5)
     assert (s.start, s.stop) == (3, 16)
-    assert s.late_start == 16 and s.late_sources == {"lens_emergence": 16, "variant_cka_drop": 17, "weight_rise": 18}
+    assert s.late_start == 16 and s.late_sources == {"lens_emergence": 16, "variant_cka_drop": 16, "weight_rise": 18}
     assert s.early_end == 3
     assert s.mask == "01110"          # segments of 4 blocks; segment 0 only 1/4 covered
     assert s.depth == "15%-80%"
@@ -44,6 +46,24 @@ def test_each_late_signal_alone_cuts_the_plateau(source, profile, late):
     s = suggest_blocks(base_profiles(**profile))
     assert s.late_sources == {source: late}
     assert (s.start, s.stop) == (3, late)
+
+
+def test_late_signals_use_the_profiles_intervals():
+    """With intervals the claims decide: a drop that rebounds at the last layer still cuts (the issue's organism
+    curve), a dip inside the intervals' noise does not, and the evidence states the interval."""
+    cka = np.array([0.999] + [0.89] * 14 + [0.86, 0.82, 0.79, 0.77, 0.78, 0.90])  # layers 0-20, rebound at 20
+    band = np.vstack([cka - 0.02, cka + 0.02])
+    s = suggest_blocks(base_profiles(variant_cka=cka, variant_cka_ci=band))
+    assert s.late_sources == {"variant_cka_drop": 15}  # layer 16 (0.82) is the first below the plateau
+    assert any("drop: Base-vs-variant CKA falls below its plateau" in e and "[" in e for e in s.evidence)
+    noisy = np.vstack([cka - 0.2, cka + 0.2])
+    s = suggest_blocks(base_profiles(variant_cka=cka, variant_cka_ci=noisy))
+    assert s.late_sources == {} and any(e.startswith("inconclusive:") for e in s.evidence)
+    lens = np.array([0.02] * 17 + [0.3, 0.4, 0.45, 0.5])
+    s = suggest_blocks(base_profiles(lens_accuracy=lens, lens_accuracy_ci=np.vstack([lens - 0.01, lens + 0.01])))
+    assert s.late_sources == {"lens_emergence": 16}
+    with pytest.raises(ValueError, match="variant_cka_ci"):
+        base_profiles(variant_cka=cka, variant_cka_ci=band[:, :-1])
 
 
 def test_without_late_evidence_the_stable_run_decides():

@@ -34,6 +34,12 @@ def test_one_pass_lens_accuracy_equals_probe(tiny_pair_dir):
     capture(base, batch, lambda layer, hidden, mask, ids: lens.update(layer, hidden))
     correct, _, _, _, n = lens_batch(base, batch, chunk=5)
     np.testing.assert_allclose(lens.accuracy(), (correct / n).numpy(), rtol=0, atol=1e-12)
+    # the per-sample counts behind the interval add up to the totals, sample by sample in token order
+    per_sample = torch.cat(lens.per_sample, 1)
+    np.testing.assert_allclose(per_sample.sum(1).numpy(), lens.correct, rtol=0, atol=0)
+    assert torch.cat(lens.sample_tokens).tolist() == (batch.attention_mask.sum(1) - 1).double().tolist()
+    low, high = lens.accuracy_interval(100, seed=0)
+    assert np.all(low <= high) and np.all((0 <= low) & (high <= 1))
 
 
 @pytest.mark.integration
@@ -41,7 +47,7 @@ def test_profiles_match_direct_computation(tiny_pair_dir):
     base_dir, sft_dir = tiny_pair_dir("llama")
     base, sft = (load_model(ModelRef(n, str(d))) for n, d in (("base", base_dir), ("sft", sft_dir)))
     prepared = prepare_dataset("gsm8k", SHARED_DATA, 0, 6, 6)
-    got = dataset_profiles(base, prepared, 32, 4, sft)
+    got = dataset_profiles(base, prepared, 32, 4, sft, n_boot=50)
     # reference: pooled (masked-mean) states of every layer from one unbatched pass per sample
     def pooled(model):
         texts = [prepared.spec.render(r) for r in prepared.records]
@@ -58,6 +64,9 @@ def test_profiles_match_direct_computation(tiny_pair_dir):
     np.testing.assert_allclose(got["layer_cka"], want_layer, atol=1e-5)
     np.testing.assert_allclose(got["variant_cka"], [cka(x, y) for x, y in zip(pb, ps)], atol=1e-5)
     assert got["effective_rank"].shape == (5,) and got["lens_accuracy"].shape == (5,)
+    for name in ("lens_accuracy", "variant_cka"):
+        ci = got[f"{name}_ci"]
+        assert ci.shape == (2, 5) and np.all(ci[0] <= ci[1])
 
 
 @pytest.mark.integration
@@ -78,6 +87,8 @@ def test_run_suggest_end_to_end_and_resume(tiny_pair_dir, tmp_path, capsys):
     assert counts == {"consecutive_layer_cka": 4, "effective_rank": 5, "lens_accuracy": 5, "cka": 5,
                       "block_delta_fro": 4}
     assert (table[table["metric"] == "block_delta_fro"]["value"] > 0).all()  # the SFT is perturbed everywhere
+    with_ci = table[table["metric"].isin(["lens_accuracy", "cka"])]
+    assert (with_ci["ci_low"] <= with_ci["ci_high"]).all()  # the intervals the late-region claims read
     again = read_suggestion(run_suggest(SuggestConfig(base=str(base_dir), sft=str(sft_dir), data=["gsm8k"],
                                                       data_dir=str(SHARED_DATA), samples=8, max_length=32, k=2), out))
     assert again.layers == layers  # resumed from the saved record

@@ -102,9 +102,19 @@ def test_cell_end_to_end_then_resume_skips_everything(tiny_setup, tmp_path, monk
     assert change == pytest.approx(tuned_ppl - base_ppl.iloc[0], abs=1e-9)
     assert tuned_ppl != pytest.approx(base_ppl.iloc[0], rel=1e-6)  # training really changed the model
 
+    # per-item scores behind every item-average score, agreeing with it; none for perplexity
+    items = run.read_table("tune_items")
+    assert set(items["mode"]) == {"item"}
+    assert set(items["metric"]) == {"exact_match", "exact_match:city", "accuracy"}  # every qa item is a city
+    for (side, dataset, metric), part in items.groupby(["side", "dataset", "metric"]):
+        score = evals[(evals["side"] == side) & (evals["dataset"] == dataset) & (evals["metric"] == metric)]
+        assert part["value"].mean() == pytest.approx(score["value"].iloc[0]) and len(part) == score["n"].iloc[0]
+        assert part["item"].is_unique and set(part["value"]) <= {0.0, 1.0}
+    assert set(items[items["dataset"] == "organism-qa"]["item"]) == {f"qa-{i}" for i in range(4)}
+
     def boom(*args, **kwargs):
         raise AssertionError("a finished cell must not be loaded, trained or scored again")
-    for name in ("train_cell", "load_model", "evaluate"):
+    for name in ("train_cell", "load_model", "run_task"):
         monkeypatch.setattr(pipeline, name, boom)
     assert cell_done(run_tune(make_cell(base, data), tmp_path / "cell", progress=False))
 

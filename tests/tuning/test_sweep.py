@@ -17,7 +17,7 @@ from sftscope.report.plots.sweep import plot_sweep
 from sftscope.tuning.blocks import parse_block_spec
 from sftscope.config import config_from_namespace
 from sftscope.tuning.config import DEFAULT_CONTROLS, SweepConfig, TuneConfig
-from sftscope.tuning.summary import paired_comparison, summarize, t_interval
+from sftscope.tuning.summary import compare_configs, summarize, summary_wide
 from sftscope.tuning.sweep import configurations, default_masks, expand_cells
 
 from .test_pipeline import tiny_organism
@@ -73,23 +73,6 @@ def test_bad_sweep_settings_are_user_errors():
             sweep_config(**kw)
 
 
-def test_t_interval_and_paired_comparison_match_closed_forms():
-    x = [0.30, 0.36, 0.33, 0.41]
-    mean, low, high, sd = t_interval(x)
-    half = stats.t.ppf(0.975, 3) * np.std(x, ddof=1) / 2
-    assert mean == pytest.approx(0.35) and (low, high) == pytest.approx((0.35 - half, 0.35 + half))
-    assert sd == pytest.approx(np.std(x, ddof=1))
-    assert all(math.isnan(v) for v in t_interval([0.5])[1:])
-    ref = {0: 0.28, 1: 0.30, 2: 0.31, 3: 0.35, 9: 0.99}  # seed 9 has no partner: ignored
-    out = paired_comparison(dict(enumerate(x)), ref)
-    d = np.array(x) - np.array([0.28, 0.30, 0.31, 0.35])
-    assert out["vs_all_n"] == 4 and out["vs_all_diff"] == pytest.approx(d.mean())
-    assert out["vs_all_p"] == pytest.approx(stats.ttest_rel(x, [0.28, 0.30, 0.31, 0.35]).pvalue)
-    assert out["vs_all_ci_high"] - out["vs_all_diff"] == pytest.approx(stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2)
-    assert paired_comparison({0: 1.0, 1: 2.0}, {0: 0.5, 1: 1.5})["vs_all_p"] == 0.0  # constant non-zero shift
-    assert math.isnan(paired_comparison({0: 1.0, 1: 2.0}, {0: 1.0, 1: 2.0})["vs_all_p"])
-
-
 def synthetic_tables():
     """tune_eval/tuning rows of three configurations over seeds 0-2, with known values."""
     scores = {("lora", "all"): [0.20, 0.24, 0.22], ("lora", "01000"): [0.30, 0.35, 0.31],
@@ -116,13 +99,83 @@ def test_summary_on_synthetic_tables():
     assert mid.value == pytest.approx(0.32) and mid.n == 3 and mid.extra["seeds"] == "0,1,2"
     assert mid.extra["segment"] == 1 and mid.extra["role"] == "mask" and mid.extra["base_value"] == 0.1
     assert mid.extra["trainable_params"] == 101 and mid.extra["budget_rel_error"] == pytest.approx(0.01)
+    # no per-item scores: seeds only, the paired t-test over seeds (no item count known, so no resolution floor)
+    assert mid.extra["uncertainty"] == "seeds only" and mid.extra["n_items"] == 0
     d = np.array([0.30, 0.35, 0.31]) - np.array([0.20, 0.24, 0.22])
     assert mid.extra["vs_all_diff"] == pytest.approx(d.mean())
     assert mid.extra["vs_all_p"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert (mid.extra["vs_all_ci_low"], mid.extra["vs_all_ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert mid.extra["vs_all_claim"] == "better"
+    # a proportion's interval is a Wilson interval at the effective n: inside [0, 1], around the mean
+    assert 0 <= mid.extra["ci_low"] < 0.32 < mid.extra["ci_high"] <= 1
     full = rows["middle"]
     assert full.extra["role"] == "full-control" and full.extra["vs_all_n"] == 2 and full.n == 2
     assert full.extra["vs_all_diff"] == pytest.approx(np.mean([0.25 - 0.20, 0.20 - 0.24]))
+    assert full.extra["vs_all_claim"] == "inconclusive"
     assert rows["all"].extra["role"] == "reference" and math.isnan(rows["all"].extra["vs_all_diff"])
+    assert rows["all"].extra["vs_all_claim"] == ""
+
+
+def item_tables(scores: dict, items: int, with_items=lambda method, spec, seed: True):
+    """tune_eval / tuning / tune_items of configurations whose per-item 0/1 scores are given as [seeds, items]."""
+    evals, tuning, item_rows = [], [], []
+    for (method, spec), grid in scores.items():
+        for seed, row in enumerate(np.asarray(grid, dtype=float)):
+            tags = {"method": method, "blocks": spec, "seed": seed, "k": -1, "layers": "0-3", "side": "tuned",
+                    "dataset": "organism-qa"}
+            evals.append({**tags, "metric": "exact_match", "value": row.mean(), "n": items})
+            tuning += [{**tags, "metric": "trainable_params", "value": 100},
+                       {**tags, "metric": "budget_rel_error", "value": 0.0}]
+            if with_items(method, spec, seed):
+                item_rows += [{**tags, "metric": "exact_match", "item": f"q{i}", "value": v, "n": 1, "mode": "item"}
+                              for i, v in enumerate(row)]
+    return pd.DataFrame(evals), pd.DataFrame(tuning), pd.DataFrame(item_rows)
+
+
+def test_summary_over_items_and_seeds_and_the_issue_cases():
+    """The issue's cases: an interval of accuracies past 1 (t on 3 values), p = 0 for 3 identical differences."""
+    rng = np.random.default_rng(0)
+    ref = (rng.random((3, 116)) < 0.6).astype(float)
+    better = ref.copy()
+    better[:, :12] = 1.0  # 12 more items right in every seed: the same difference in each seed
+    perfect = np.ones((3, 116))
+    perfect[1, 0] = 0  # seeds 1.0, 0.991, 1.0: a seeds-only t-interval runs past 1
+    evals, tuning, items = item_tables({("lora", "all"): ref, ("lora", "01000"): better, ("lora", "00010"): perfect},
+                                       116)
+    rows = {r.extra["blocks"]: r for r in summarize(evals, tuning, items=items)}
+    for r in rows.values():
+        assert r.extra["uncertainty"] == "seeds x items" and r.extra["n_items"] == 116
+        assert 0 <= r.extra["ci_low"] <= r.value <= r.extra["ci_high"] <= 1
+    mid = rows["01000"]
+    gained = (1 - ref[:, :12]).sum(1) / 116  # per-seed difference from all-layer LoRA
+    assert mid.extra["vs_all_diff"] == pytest.approx(gained.mean())
+    assert 0 < mid.extra["vs_all_p"] < 0.05 and mid.extra["vs_all_claim"] == "better"
+    assert mid.extra["vs_all_items"] == 116 and mid.extra["vs_all_n"] == 3
+    # identical item scores in every seed: no seed variance, yet p > 0 and a finite interval
+    same = {("lora", "all"): np.tile(ref[0], (3, 1)), ("lora", "01000"): np.tile(better[0], (3, 1))}
+    evals, tuning, items = item_tables(same, 116)
+    mid = {r.extra["blocks"]: r for r in summarize(evals, tuning, items=items)}["01000"]
+    assert mid.extra["vs_all_p"] > 0 and mid.extra["vs_all_ci_low"] < mid.extra["vs_all_diff"] < mid.extra["vs_all_ci_high"]
+    # and with seeds only (no items), identical per-seed differences are floored by the 1/116 resolution
+    evals, tuning, _ = item_tables(same, 116)
+    mid = {r.extra["blocks"]: r for r in summarize(evals, tuning)}["01000"]
+    assert mid.extra["uncertainty"] == "seeds only" and 0 < mid.extra["vs_all_p"] < 0.05
+    assert math.isfinite(mid.extra["vs_all_ci_low"]) and mid.extra["vs_all_ci_low"] < mid.extra["vs_all_diff"]
+
+
+def test_cells_without_item_rows_are_summarised_over_seeds():
+    rng = np.random.default_rng(1)
+    grids = {("lora", "all"): (rng.random((3, 50)) < 0.5), ("lora", "01000"): (rng.random((3, 50)) < 0.5)}
+    # seed 2 of 01000 was written by an older version: no item rows
+    evals, tuning, items = item_tables(grids, 50, lambda method, spec, seed: not (spec == "01000" and seed == 2))
+    rows = {r.extra["blocks"]: r for r in summarize(evals, tuning, items=items)}
+    assert rows["01000"].extra["uncertainty"] == "seeds only" and rows["all"].extra["uncertainty"] == "seeds x items"
+    assert rows["01000"].extra["vs_all_items"] == 0  # the comparison falls back to seeds as well
+    wide = summary_wide(pd.DataFrame([{**r.as_dict()} for r in summarize(evals, tuning, items=items)]))
+    assert "vs all" in wide.set_index("blocks").loc["01000", "organism-qa:exact_match"]
+    pair = compare_configs(evals, items, ("lora", "all"), ("lora", "01000"), "organism-qa", "exact_match")
+    assert pair["diff"] == pytest.approx(-rows["01000"].extra["vs_all_diff"]) and pair["basis"].startswith("3 seeds")
 
 
 @pytest.mark.integration
@@ -195,6 +248,12 @@ def test_real_tiny_sweep_through_the_cli_and_resume(capsys, organism, tmp_path, 
     mine = cells[(cells["blocks"] == "10") & (cells["metric"] == "perplexity_change")]
     assert row["value"] == pytest.approx(mine["value"].mean()) and len(mine) == 2
     assert (cells["side"] == "base").sum() == len(cells[cells["cell"] == "base"]) > 0
+    qa = summary[(summary["dataset"] == "organism-qa") & (summary["metric"] == "exact_match")]
+    assert set(qa["uncertainty"]) == {"seeds x items"} and set(qa["n_items"]) == {4}  # the 4 qa items, 2 seeds
+    assert ((qa["ci_low"] >= 0) & (qa["ci_high"] <= 1)).all()
+    assert set(summary[summary["metric"] == "perplexity"]["uncertainty"]) == {"seeds only"}  # no per-item scores
+    items = pd.read_parquet(out / "tune_items.parquet")
+    assert set(items["side"]) == {"tuned", "base"} and set(items["seed"]) >= {0, 1}
     assert sorted(p.name for p in (out / "figures").iterdir())[0].startswith("sweep_")
 
     def boom(*args, **kwargs):

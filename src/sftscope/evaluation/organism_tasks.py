@@ -20,7 +20,8 @@ def normalize_answer(text: str) -> str:
 
 def evaluate_organism_qa(model, tokenizer, records: list[dict], batch_size: int = 32,
                          max_new_tokens: int = 8) -> dict:
-    """Exact match of the greedy answer to each record's prompt: {exact_match, n, by_kind: {kind: em}}."""
+    """Exact match of the greedy answer to each record's prompt: {exact_match, n, by_kind: {kind: em}, hits: [n]
+    per-record bool}."""
     answers = greedy_generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens=max_new_tokens,
                               stop=ANSWER_STOP, batch_size=batch_size)
     hits = [normalize_answer(a) == normalize_answer(r["answer"]) for a, r in zip(answers, records)]
@@ -31,26 +32,27 @@ def evaluate_organism_qa(model, tokenizer, records: list[dict], batch_size: int 
         "exact_match": sum(hits) / max(len(hits), 1),
         "n": len(hits),
         "by_kind": {kind: sum(v) / len(v) for kind, v in sorted(by_kind.items())},
+        "hits": hits,
     }
 
 
 def evaluate_organism_mc(model, tokenizer, records: list[dict], batch_size: int = 64) -> dict:
-    """Accuracy of argmax_choice log p(' ' + choice | question): {accuracy, n, chance}."""
+    """Accuracy of argmax_choice log p(' ' + choice | question): {accuracy, n, chance, hits: [n] per-record bool}."""
     contexts, continuations = [], []
     for record in records:
         for choice in record["choices"]:
             contexts.append(record["question"])
             continuations.append(" " + choice)
     scores = continuation_logprobs(model, tokenizer, contexts, continuations, batch_size=batch_size)
-    correct, offset, chance = 0, 0, 0.0
+    hits, offset, chance = [], 0, 0.0
     for record in records:
         k = len(record["choices"])
         choice_scores = scores[offset:offset + k]
         offset += k
-        correct += int(max(range(k), key=choice_scores.__getitem__) == record["answer"])
+        hits.append(max(range(k), key=choice_scores.__getitem__) == record["answer"])
         chance += 1.0 / k
     n = len(records)
-    return {"accuracy": correct / max(n, 1), "n": n, "chance": chance / max(n, 1)}
+    return {"accuracy": sum(hits) / max(n, 1), "n": n, "chance": chance / max(n, 1), "hits": hits}
 
 
 def evaluate_organism_facts(model, tokenizer, records: list[dict], max_length: int = 128,

@@ -54,16 +54,21 @@ def run_organism(model, tokenizer, *, dataset: str, data_dir=None, limit: int | 
                  seed: int = 0, **options) -> TaskResult:
     """organism-qa / organism-mc / organism-facts on the first `limit` records of the organism's data folder."""
     records = first_n(_organism_records(dataset, data_dir), limit)
+    details = [{"id": r.get("id")} for r in records]
     if dataset == "organism-qa":
         out = evaluate_organism_qa(model, tokenizer, records, batch_size=batch_size, **options)
         metrics = {"exact_match": out["exact_match"], **{f"exact_match:{k}": v for k, v in out["by_kind"].items()}}
+        # the per-kind score of an item is named like its metric, so per-kind scores have items too
+        details = [{**d, "kind": r.get("kind", "all"), "exact_match": float(h),
+                    f"exact_match:{r.get('kind', 'all')}": float(h)} for d, r, h in zip(details, records, out["hits"])]
     elif dataset == "organism-mc":
         out = evaluate_organism_mc(model, tokenizer, records, batch_size=batch_size, **options)
         metrics = {"accuracy": out["accuracy"], "chance": out["chance"]}
+        details = [{**d, "accuracy": float(h)} for d, h in zip(details, out["hits"])]
     elif dataset == "organism-facts":
         out = evaluate_organism_facts(model, tokenizer, records, batch_size=batch_size, **options)
         metrics = {"perplexity": out["perplexity"], "n_tokens": float(out["n_tokens"])}
     else:
         raise SftscopeError(f"unknown organism task {dataset!r}")
     config = {"data_dir": str(data_dir), "limit": limit, **options}
-    return TaskResult(dataset, metrics, len(records), [{"id": r.get("id")} for r in records], config)
+    return TaskResult(dataset, metrics, len(records), details, config)

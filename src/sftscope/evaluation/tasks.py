@@ -185,14 +185,30 @@ def evaluate(model, tokenizer, tasks: list[str], *, side: str = "model", data_di
             max_new_tokens=max_new_tokens, chat_template=chat_template))
     rows: list[Row] = []
     for name in tasks:
-        spec = get_task(name)
-        shared: dict[str, Any] = {"data_dir": data_dir, "limit": limit, "batch_size": batch_size, "seed": seed}
-        if spec.fewshot:
-            shared.update(fewshot_seed=fewshot_seed, chat_template=chat_template)
-            if num_fewshot is not None:
-                shared["k_shot"] = num_fewshot
-        if max_new_tokens is not None and spec.kind == "generate":
-            shared["max_new_tokens"] = max_new_tokens
-        result = run_task(name, model, tokenizer, **{**shared, **options.get(name, {})})
+        result = run_protocol_task(name, model, tokenizer, data_dir=data_dir, limit=limit, batch_size=batch_size,
+                                   seed=seed, num_fewshot=num_fewshot, fewshot_seed=fewshot_seed,
+                                   chat_template=chat_template, max_new_tokens=max_new_tokens,
+                                   options=options.get(name))
         rows += result_rows(result, side, run=run, preset=preset, extra=extra)
     return rows
+
+
+def run_protocol_task(name: str, model, tokenizer, *, data_dir=None, limit: int | None = None, batch_size: int = 8,
+                      seed: int = 0, num_fewshot: int | None = None, fewshot_seed: int = 1234,
+                      chat_template: bool = False, max_new_tokens: int | None = None,
+                      options: dict[str, Any] | None = None) -> TaskResult:
+    """One of sftscope's own tasks under the shared protocol options (see `evaluate`); its TaskResult keeps the
+    per-item details (the tuning stage persists them).
+
+    Raises:
+        SftscopeError: an unknown task or the task's own error.
+    """
+    spec = get_task(name)
+    shared: dict[str, Any] = {"data_dir": data_dir, "limit": limit, "batch_size": batch_size, "seed": seed}
+    if spec.fewshot:
+        shared.update(fewshot_seed=fewshot_seed, chat_template=chat_template)
+        if num_fewshot is not None:
+            shared["k_shot"] = num_fewshot
+    if max_new_tokens is not None and spec.kind == "generate":
+        shared["max_new_tokens"] = max_new_tokens
+    return run_task(name, model, tokenizer, **{**shared, **(options or {})})

@@ -14,8 +14,11 @@ class ProbeConfig(PlotOptions, PairRunConfig):
 
     samples: int = option(200, "samples per data set")
     chunk: int = option(256, "positions per head application (memory: chunk x vocabulary)")
+    bootstrap: int = option(200, "replicates for 95% CIs of lens accuracy, resampling samples (0: off)")
 
     def check(self) -> None:
         super().check()
         if self.samples < 1 or self.chunk < 1:
             raise SftscopeError("--samples and --chunk must be at least 1")
+        if self.bootstrap < 0:
+            raise SftscopeError("--bootstrap must be >= 0")

@@ -33,7 +33,7 @@ class LensTotals:
         self.kl = torch.zeros(self.num_layers, dtype=torch.float64)
 
 
-def _predicted_positions(batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+def predicted_positions(batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions t whose next token t+1 is a real token: [B, T-1] bool, and the labels there."""
     mask = batch.attention_mask.bool()
     valid = mask[:, :-1] & mask[:, 1:]
@@ -43,7 +43,7 @@ def _predicted_positions(batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]
 @torch.no_grad()
 def lens_batch(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -> tuple[torch.Tensor, ...]:
     """One forward pass; per layer: (correct [L+1], loss sum [L+1], kl sum [L+1], top-1 ids [L+1, N], N)."""
-    valid, labels = _predicted_positions(batch)
+    valid, labels = predicted_positions(batch)
     states: dict[int, torch.Tensor] = {}
 
     def keep(layer, hidden, mask, ids):  # only positions that predict a real token: bounded by the batch
@@ -75,7 +75,7 @@ def lens_batch(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -> tupl
 @torch.no_grad()
 def next_token_stats(loaded: LoadedModel, batch: TokenBatch, chunk: int = 256) -> tuple[float, float, int]:
     """Teacher-forced (correct count, summed NLL, predicted tokens) of the model's own output distribution."""
-    valid, labels = _predicted_positions(batch)
+    valid, labels = predicted_positions(batch)
     last: dict[str, torch.Tensor] = {}
     final_layer = loaded.parts.num_layers
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -13,38 +14,62 @@ from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel, load_pair
 from sftscope.preflight import check_max_length, check_models, check_output_dir
 from sftscope.probing.config import ProbeConfig
-from sftscope.probing.logit_lens import lens_batch
+from sftscope.probing.logit_lens import lens_batch, predicted_positions
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_ALIGNMENT, Row, Tables
+from sftscope.stats.uncertainty import cluster_ratio_interval
 
 TABLE = Tables.PROBE
 
 
 def probe_dataset(models: list[LoadedModel], texts: list[str], ids: list[str], dataset: str,
                   cfg: ProbeConfig) -> list[Row]:
-    """Logit-lens rows for every model and layer, plus Base-vs-variant top-1 agreement per layer."""
+    """Logit-lens rows for every model and layer, plus Base-vs-variant top-1 agreement per layer.
+
+    lens_accuracy rows carry a 95% interval (ci_low, ci_high) from `cfg.bootstrap` resamples of the samples
+    (each sample's tokens move together: `cluster_ratio_interval`), the same resamples for every layer."""
     tok = models[0].tokenizer  # the pair check guarantees identical token ids
     batches = list(make_batches(encode_texts(ids, texts, tok, cfg.max_length), cfg.batch_size, tok.pad_token_id))
     num_layers = models[0].parts.num_layers + 1
     sums = {m.name: torch.zeros(3, num_layers, dtype=torch.float64) for m in models}
     agree = {m.name: torch.zeros(num_layers, dtype=torch.float64) for m in models[1:]}
+    per_sample = {m.name: [] for m in models}  # correct predictions per layer and sample, [L+1, B] per batch
+    sample_tokens = []
     tokens = 0
     for batch in tqdm(batches, desc=f"probe {'+'.join(sums)} x {dataset}", unit="batch"):
+        valid, labels = (t.cpu() for t in predicted_positions(batch))  # top-1 ids come back on the CPU
+        sample_of = valid.nonzero(as_tuple=True)[0]  # the sample of each predicted position, in lens_batch's order
+        sample_tokens.append(valid.sum(1).double())
         top1 = {}
         for m in models:
             correct, loss, kl, top1[m.name], n = lens_batch(m, batch, cfg.chunk)
             sums[m.name] += torch.stack([correct, loss, kl])
+            hits = (top1[m.name] == labels[None]).double()
+            per_sample[m.name].append(torch.zeros(num_layers, valid.shape[0], dtype=torch.float64)
+                                      .index_add_(1, sample_of, hits))
         for name in agree:
             agree[name] += (top1[name] == top1["base"]).sum(-1).double()
         tokens += n
     if tokens == 0:
         raise SftscopeError(f"{dataset!r} has no sample with two or more tokens: nothing to predict")
     rows = []
+    # samples in the data set's order (batches are sorted by length): the resamples do not depend on batching
+    position = {sample: i for i, sample in enumerate(ids)}
+    order = np.argsort([position[s] for b in batches for s in b.sample_ids], kind="stable")
+    counts = torch.cat(sample_tokens).numpy()[order]
     for name, (correct, loss, kl) in sums.items():
+        ci = None
+        if cfg.bootstrap and (counts > 0).sum() >= 2:
+            ci = cluster_ratio_interval(torch.cat(per_sample[name], 1).numpy()[:, order], counts, cfg.bootstrap,
+                                        seed=cfg.seed)
         for layer in range(num_layers):
             for metric, total in (("lens_accuracy", correct), ("lens_loss", loss), ("lens_kl_to_final", kl)):
+                extra = {}
+                if metric == "lens_accuracy" and ci is not None:
+                    extra = {"ci_low": float(ci[0][layer]), "ci_high": float(ci[1][layer]), "ci_level": 0.95,
+                             "ci_boot": cfg.bootstrap, "samples": int((counts > 0).sum())}
                 rows.append(Row(side=name, dataset=dataset, layer=layer, metric=metric,
-                                value=float(total[layer] / tokens), n=tokens))
+                                value=float(total[layer] / tokens), n=tokens, extra=extra))
     for name, matches in agree.items():
         rows += [Row(side=name, dataset=dataset, layer=layer, metric="lens_top1_agreement", mode=MODE_ALIGNMENT,
                      value=float(matches[layer] / tokens), n=tokens) for layer in range(num_layers)]

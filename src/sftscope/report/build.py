@@ -15,7 +15,7 @@ from sftscope.report import figures as figs
 from sftscope.report import findings as fnd
 from sftscope.report import sections as sec
 from sftscope.report.data import RunData, load_run
-from sftscope.report.markup import esc, figure_html, page, sub_heading, tile
+from sftscope.report.markup import esc, figure_html, figure_id, figure_link, page, sub_heading, tile
 from sftscope.results.rundir import _atomic_write
 from sftscope.results.schema import Tables
 
@@ -34,9 +34,24 @@ def _per_run(runs: list[RunData], section: str, render) -> tuple[str, list[str]]
     return "".join(parts), subs
 
 
-def _findings_list(findings: list[fnd.Finding], multi: bool) -> str:
+def _href(finding: fnd.Finding, runs: list[RunData]) -> str:
+    """The id of the figure a finding comes from, when the run has it (a file or a figure the report draws)."""
+    run = next((r for r in runs if r.name == finding.run), None)
+    if run is None or not finding.figure:
+        return ""
+    drawn = {fnd.SWEEP_CHART: run.table(Tables.SWEEP_SUMMARY) is not None,
+             fnd.SUGGESTION_PROFILES: bool(run.suggestion) and run.table(Tables.SUGGEST) is not None}
+    have = drawn.get(finding.figure, finding.figure in {p.stem for p in run.figures})
+    return figure_id(run.name, finding.figure) if have else ""
+
+
+def _findings_list(findings: list[fnd.Finding], runs: list[RunData]) -> str:
+    multi = len(runs) > 1
     items = [f"<li><b>{esc(f.key)}: {esc(f.value)}</b>" + (f" <span class='pill'>{esc(f.run)}</span>" if multi else "")
-             + f"<span class='d'>{esc(f.detail)}</span></li>" for f in findings]
+             + (f" <span class='pill'>{esc(f.kind)}</span>" if f.kind else "")
+             + f"<span class='d'>{esc(f.detail)}</span>"
+             + (f"<span class='ev'>evidence: {esc(f.evidence)}{figure_link(_href(f, runs))}</span>"
+                if f.evidence or _href(f, runs) else "") + "</li>" for f in findings]
     return f'<ul class="findings">{"".join(items)}</ul>' if items else "<p>No table to draw findings from.</p>"
 
 
@@ -50,18 +65,23 @@ def _collect_findings(runs: list[RunData]) -> tuple[list[fnd.Finding], dict[str,
             if run.table(table) is not None:
                 found = make(run.table(table))
                 # the directory's name, not the table's run column (a copied directory keeps its old name there)
-                findings += [fnd.Finding(f.key, f.value, f.detail, run.name) for f in found]
+                for f in found:
+                    f.run = run.name
+                findings += found
         if run.suggestion:
-            found, comparisons[run.name] = fnd.suggestion_findings(run.suggestion, run.table(Tables.SWEEP_SUMMARY), run.name)
+            found, comparisons[run.name] = fnd.suggestion_findings(
+                run.suggestion, run.table(Tables.SWEEP_SUMMARY), run.name, run.table(Tables.TUNE_EVAL),
+                run.table(Tables.TUNE_ITEMS))
             findings += found
     return findings, comparisons
 
 
 def _tiles(findings: list[fnd.Finding], runs: list[RunData]) -> str:
-    """The summary card's tiles, one group per run directory when there are several."""
+    """The summary card's tiles (value, evidence, link to the figure), one group per run directory when there
+    are several."""
     def tiles(found):
-        return '<div class="tiles">' + "".join(tile(f.key, f.value, f.detail[:120] + ("..." if len(f.detail) > 120
-                                                                                  else "")) for f in found) + "</div>"
+        return '<div class="tiles">' + "".join(tile(f.key, f.value, f.evidence, _href(f, runs), f.kind)
+                                               for f in found) + "</div>"
     if len(runs) == 1:
         return tiles(findings)
     return "".join(f"<h4>{esc(r.name)}</h4>" + tiles([f for f in findings if f.run == r.name])
@@ -82,7 +102,7 @@ def build_report(runs: list[RunData]) -> str:
                + (f'<p>{len(warn)} warning(s): see <a href="#warnings">Warnings</a>.</p>' if warn else
                   '<p class="ok">No warnings: no truncated, skipped or non-finite samples recorded.</p>'))
     sections = [("Summary", summary, []), ("What was compared", sec.compared(runs), [r.name for r in runs] if multi else []),
-                ("Findings", _findings_list(findings, multi), [])]
+                ("Findings", _HOW_DECIDED + _findings_list(findings, runs), [])]
     figures = {run.name: sec.Figures(run) for run in runs}
     for title, render in (("Representations", lambda r: sec.representations(r, figures[r.name])),
                           ("Logit lens", lambda r: sec.probe(r, figures[r.name])),
@@ -92,7 +112,7 @@ def build_report(runs: list[RunData]) -> str:
                           ("Tuning sweep", lambda r: sec.sweep(r, figures[r.name])),
                           ("Block suggestion", lambda r: sec.suggestion(r, comparisons.get(r.name))),
                           ("Task scores", sec.tasks),
-                          ("Other figures", lambda r: sec.figures_html(figures[r.name].take("")))):
+                          ("Other figures", lambda r: sec.figures_html(figures[r.name].take(""), r.name))):
         content, subs = _per_run(runs, title, render)
         if content:
             sections.append((title, content, subs))
@@ -108,6 +128,12 @@ def _short_id(model_id: str) -> str:
     """Hub ids as they are; a local directory as its last two path parts (the full path is in the details)."""
     path = Path(model_id)
     return "/".join(path.parts[-2:]) if path.is_absolute() else model_id
+
+
+_HOW_DECIDED = ("<p class='lead'>Each claim is decided from the tables' intervals (sftscope.stats.claims): 'no "
+                "change' where the interval lies within the stated margin; a drop, emergence or 'better' where it "
+                "excludes 0; otherwise 'inconclusive' with the reason. The evidence gives the size, its 95% "
+                "interval and what it rests on; the link opens the figure the claim can be checked on.</p>")
 
 
 def _subtitle(runs: list[RunData]) -> str:

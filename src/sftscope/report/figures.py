@@ -103,7 +103,8 @@ def sweep_chart(sweep: pd.DataFrame) -> bytes | None:
 
 
 def suggestion_profiles(profile: pd.DataFrame, suggestion: dict) -> bytes | None:
-    """The suggest stage's profiles over depth with the suggested blocks shaded."""
+    """The suggest stage's profiles over depth (95% intervals as bands where measured) with the suggested blocks
+    shaded."""
     metrics = [m for m in ("consecutive_layer_cka", "effective_rank", "lens_accuracy", "cka", "block_delta_fro")
                if (profile["metric"] == m).any()]
     if not metrics:
@@ -118,6 +119,8 @@ def suggestion_profiles(profile: pd.DataFrame, suggestion: dict) -> bytes | None
     for ax, metric in zip(axes, metrics):
         part = profile[profile["metric"] == metric].sort_values("layer")
         ax.plot(part["layer"], part["value"], marker="o", markersize=3, color="C0")
+        if {"ci_low", "ci_high"} <= set(part.columns) and part["ci_low"].notna().all():
+            ax.fill_between(part["layer"], part["ci_low"], part["ci_high"], color="C0", alpha=0.15, lw=0)
         # blocks [start, stop) move layers start..stop: shade that span of the layer axis
         ax.axvspan(suggestion["start"], suggestion["stop"], color="C2", alpha=0.15, label="suggested blocks")
         if suggestion.get("late_start", L) < L:

@@ -75,9 +75,14 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def figure_html(png: bytes | Path, caption: str, alt: str = "") -> str:
+def figure_id(run: str, stem: str) -> str:
+    """The HTML id of a run's figure (a findings' link points at it)."""
+    return anchor(f"fig-{run}-{stem}")
+
+
+def figure_html(png: bytes | Path, caption: str, alt: str = "", fid: str = "") -> str:
     """<figure> with the PNG embedded as a base64 data URI (the report opens offline); a very tall figure
-    (a heatmap with many rows) scrolls inside a box instead of stretching the page."""
+    (a heatmap with many rows) scrolls inside a box instead of stretching the page. `fid`: its HTML id."""
     data = png.read_bytes() if isinstance(png, Path) else png
     uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     width, height = png_size(data)
@@ -85,12 +90,20 @@ def figure_html(png: bytes | Path, caption: str, alt: str = "") -> str:
     if width and height > 1.4 * width:
         img = f'<div class="tall">{img}</div>'
         caption += " (scroll inside the box)"
-    return f"<figure>{img}<figcaption>{esc(caption)}</figcaption></figure>"
+    ident = f' id="{esc(fid)}"' if fid else ""
+    return f"<figure{ident}>{img}<figcaption>{esc(caption)}</figcaption></figure>"
 
 
-def tile(key: str, value: str, detail: str = "") -> str:
-    return (f'<div class="tile"><div class="k">{esc(key)}</div><div class="v">{esc(value)}</div>'
-            f'<div class="d">{esc(detail)}</div></div>')
+def figure_link(href: str) -> str:
+    return f' <a class="figlink" href="#{esc(href)}">figure</a>' if href else ""
+
+
+def tile(key: str, value: str, detail: str = "", href: str = "", kind: str = "") -> str:
+    """A summary tile: label, value, the evidence line and a link to the figure the claim comes from; `kind`
+    (the claim's kind) becomes a CSS class, so inconclusive claims look different."""
+    cls = f" {anchor(kind)}" if kind else ""
+    return (f'<div class="tile{cls}"><div class="k">{esc(key)}</div><div class="v">{esc(value)}</div>'
+            f'<div class="d">{esc(detail)}{figure_link(href)}</div></div>')
 
 
 def kv_html(pairs: list[tuple[str, str]]) -> str:

@@ -14,6 +14,7 @@ from sftscope.report.data import RunData
 from sftscope.report.markup import (
     esc,
     figure_html,
+    figure_id,
     kv_html,
     pivot_layers,
     sub_heading,
@@ -43,7 +44,7 @@ CAPTIONS = [
      "norm (right), attention q,k,v,o, MLP and whole block."),
     (r"correlation_(.+)", "Correlation across blocks of weight change ({0}) with each representation metric."),
     (r"sweep_scores__(.+?)__(.+)", "Tuning sweep on {0}, {1}: mean over seeds per configuration with its 95% "
-     "t-interval."),
+     "interval (seeds x items where per-item scores exist, else seeds only)."),
     (r"sweep_segments__(.+?)__(.+)", "Tuning sweep on {0}, {1}: single-segment masks, score over the segment's "
      "position, one panel per segment count k."),
     (r"(.+?)__(.+)", "{0} per layer on {1}, one panel per preset; Base dashed, variants solid."),
@@ -66,6 +67,7 @@ class Figures:
 
     def __init__(self, run: RunData):
         self.left = list(run.figures)
+        self.run = run.name
 
     def take(self, *prefixes: str, exact: bool = False) -> list[Path]:
         chosen = [p for p in self.left if (p.stem in prefixes if exact else p.stem.startswith(prefixes))]
@@ -73,8 +75,9 @@ class Figures:
         return chosen
 
 
-def figures_html(paths: list[Path]) -> str:
-    return "".join(figure_html(p, caption_for(p), p.stem) for p in paths)
+def figures_html(paths: list[Path], run: str = "") -> str:
+    """Each figure with its caption and the id findings link to (figure_id(run, stem))."""
+    return "".join(figure_html(p, caption_for(p), p.stem, figure_id(run, p.stem)) for p in paths)
 
 
 def compared(runs: list[RunData]) -> str:
@@ -109,7 +112,7 @@ def representations(run: RunData, figures: Figures) -> str:
     aligned_figs, overview, differences = (figures.take(p) for p in SECTION_FIGURES["representations"])
     if df is None and not (aligned_figs or overview or differences):
         return ""
-    parts = [figures_html(aligned_figs)]
+    parts = [figures_html(aligned_figs, run.name)]
     if df is not None:
         first = lambda d: d[d["preset"] == sorted(d["preset"].unique(), key=lambda p: (p != "paper", p))[0]]  # noqa: E731
         for dataset, part in df[df["layer"] >= 0].groupby("dataset", sort=True):
@@ -117,8 +120,8 @@ def representations(run: RunData, figures: Figures) -> str:
             if not aligned.empty:
                 parts.append(table_html(pivot_layers(first(aligned), ["side", "metric"]),
                                         f"Base-vs-variant alignment per layer on {dataset} (side | metric)."))
-    parts.append(details_html(f"Every metric per layer at a glance ({len(overview)} overview grids)", figures_html(overview)))
-    parts.append(details_html(f"Change from the Base per layer ({len(differences)} figures)", figures_html(differences)))
+    parts.append(details_html(f"Every metric per layer at a glance ({len(overview)} overview grids)", figures_html(overview, run.name)))
+    parts.append(details_html(f"Change from the Base per layer ({len(differences)} figures)", figures_html(differences, run.name)))
     if df is not None:
         for dataset, part in df[df["layer"] >= 0].groupby("dataset", sort=True):
             diffs = part[part["mode"].isin([MODE_SAMPLE_DIFF, MODE_DATASET_DIFF])]
@@ -130,7 +133,7 @@ def representations(run: RunData, figures: Figures) -> str:
                 pivot_layers(values, ["side", "metric", "preset"]), "side | metric | preset.") if not values.empty else ""))
     rest = figures.take(*(f"{m}__" for m in (df["metric"].unique() if df is not None else [])))
     parts.append(details_html(f"Every metric on its own ({len(rest)} figures)",
-                          f'<div class="figgrid">{figures_html(rest)}</div>' if rest else ""))
+                          f'<div class="figgrid">{figures_html(rest, run.name)}</div>' if rest else ""))
     return "".join(parts)
 
 
@@ -138,7 +141,7 @@ def probe(run: RunData, figures: Figures) -> str:
     df, shown = run.table(Tables.PROBE), figures.take(*SECTION_FIGURES["probe"])
     tables = [table_html(pivot_layers(part, ["side", "metric"]), f"Logit lens per layer on {dataset}.")
               for dataset, part in df.groupby("dataset", sort=True)] if df is not None else []
-    return figures_html(shown) + "".join(tables)
+    return figures_html(shown, run.name) + "".join(tables)
 
 
 def weights(run: RunData, figures: Figures) -> str:
@@ -148,7 +151,7 @@ def weights(run: RunData, figures: Figures) -> str:
         blocks = df[df["metric"].str.match(r"(attn_qkvo|mlp|block)_delta_(fro|rel)$") & (df["layer"] >= 1)]
         table = table_html(pivot_layers(blocks, ["side", "metric"]),
                            "Weight change per block (layer l = block l, 1-based; side | metric).")
-    return figures_html(shown) + table
+    return figures_html(shown, run.name) + table
 
 
 def correlation(run: RunData, figures: Figures) -> str:
@@ -159,7 +162,7 @@ def correlation(run: RunData, figures: Figures) -> str:
                             "weight_metric") if c in df.columns]
         table = details_html("Table: every correlation", table_html(df[cols].rename(columns={"value": "r"}),
                                                                 "Correlation across blocks (click a header to sort)."))
-    return figures_html(shown) + table
+    return figures_html(shown, run.name) + table
 
 
 def swap(run: RunData, figures: Figures) -> str:
@@ -169,17 +172,18 @@ def swap(run: RunData, figures: Figures) -> str:
         wide = df.pivot_table(index="hybrid", columns=["dataset", "metric"], values="value", aggfunc="mean")
         wide.columns = [" | ".join(map(str, c)) for c in wide.columns]
         table = table_html(wide.reset_index(), "Score of every hybrid (data set | metric).")
-    return figures_html(shown) + table
+    return figures_html(shown, run.name) + table
 
 
 def sweep(run: RunData, figures: Figures) -> str:
     df = run.table(Tables.SWEEP_SUMMARY)
     shown = figures.take("sweep")
     if df is None:
-        return figures_html(shown)
+        return figures_html(shown, run.name)
     chart = figs.sweep_chart(df)
-    parts = [figure_html(chart, "Mean score per block choice with its confidence interval; best at the top.")
-             if chart else "", figures_html(shown)]
+    parts = [figure_html(chart, "Mean score per block choice with its 95% interval (seeds x items where per-item "
+                         "scores exist, else seeds only); best at the top.", "sweep chart",
+                         figure_id(run.name, fnd.SWEEP_CHART)) if chart else "", figures_html(shown, run.name)]
     df = fnd.normalize_sweep(df)
     cols = fnd.sweep_columns(df)
     order = df
@@ -207,9 +211,10 @@ def suggestion(run: RunData, comparison: dict | None) -> str:
     if profile is not None:
         png = figs.suggestion_profiles(profile, s)
         if png:
-            parts.append(figure_html(png, "Training-free profiles of the Base (and variant) per layer; block metrics "
-                                     "sit at the layer their block outputs. Green: suggested blocks; red dotted: "
-                                     "start of the late region."))
+            parts.append(figure_html(png, "Training-free profiles of the Base (and variant) per layer with their 95% "
+                                     "intervals where measured; block metrics sit at the layer their block outputs. "
+                                     "Green: suggested blocks; red dotted: start of the late region.",
+                                     "suggestion profiles", figure_id(run.name, fnd.SUGGESTION_PROFILES)))
     if comparison:
         parts.append("<h4>Against the tuning sweep</h4>" + kv_html([
             ("metric", f"{comparison['metric']} ({'higher' if comparison['higher_is_better'] else 'lower'} is better)"),
@@ -220,8 +225,15 @@ def suggestion(run: RunData, comparison: dict | None) -> str:
             ("score gap to best", fnd._fmt(comparison["score_gap"])),
             ("layer overlap with best (Jaccard)", f"{comparison['overlap_with_best']:.2f}"),
             ("inside best's CI", str(comparison.get("within_best_ci", "n/a"))),
-            ("vs all-layer LoRA", fnd._fmt(comparison.get("vs_all_layer")))]))
+            ("vs all-layer LoRA", fnd._fmt(comparison.get("vs_all_layer")))]
+            + ([("paired vs best (suggested - best)", _pair_text(comparison["vs_best"]))]
+               if comparison.get("vs_best") else [])))
     return "".join(parts)
+
+
+def _pair_text(pair: dict) -> str:
+    interval = "" if pair["ci_low"] != pair["ci_low"] else f" [{pair['ci_low']:+.3g}, {pair['ci_high']:+.3g}]"
+    return f"{pair['diff']:+.3g}{interval}, p = {fnd._fmt(pair['p'])}: {pair['claim']} ({pair['basis']})"
 
 
 def tasks(run: RunData) -> str:

@@ -29,6 +29,9 @@ p.lead { color:var(--muted); margin-top:-4px; }
 .tile .k { font-size:11.5px; text-transform:uppercase; letter-spacing:.05em; color:var(--muted); }
 .tile .v { font-size:21px; font-weight:650; margin:2px 0; }
 .tile .d { font-size:12.5px; color:var(--muted); }
+.tile.inconclusive .v { color:var(--muted); }
+a.figlink { font-size:12px; color:var(--accent); white-space:nowrap; }
+ul.findings li .ev { display:block; font-size:12.5px; color:var(--ink); }
 ul.findings { padding-left:0; list-style:none; margin:8px 0 0; }
 ul.findings li { padding:8px 0 8px 14px; border-left:3px solid var(--accent); margin:6px 0; background:#f8f9fe; }
 ul.findings li b { font-weight:620; }

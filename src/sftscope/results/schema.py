@@ -19,8 +19,9 @@ MODE_ROBUSTNESS = "robustness"   # split-half test of a Base-vs-variant change a
 MODE_TASK = "task"               # a task score of one model side (evaluate, tune)
 MODE_SWAP = "swap"               # a score of a Base/SFT hybrid
 MODE_SUMMARY = "summary"         # a sweep configuration's score over seeds
+MODE_ITEM = "item"               # one evaluation item's score of one model side (tune: column `item`)
 MODES = (MODE_VALUE, MODE_SAMPLE_DIFF, MODE_DATASET_DIFF, MODE_ALIGNMENT, MODE_DIAGNOSTIC, MODE_ROBUSTNESS,
-         MODE_TASK, MODE_SWAP, MODE_SUMMARY)
+         MODE_TASK, MODE_SWAP, MODE_SUMMARY, MODE_ITEM)
 
 
 class Tables:
@@ -35,6 +36,7 @@ class Tables:
     SUGGEST = "suggest"              # suggest (profiles; the choice itself is suggestion.json)
     TUNING = "tuning"                # tune: training rows of a cell
     TUNE_EVAL = "tune_eval"          # tune: scores of the tuned model (and the Base's, unit "base")
+    TUNE_ITEMS = "tune_items"        # tune: per-item scores behind tune_eval's item averages (mode "item")
     SWEEP_SUMMARY = "sweep_summary"  # sweep: per configuration over seeds
 
     @classmethod

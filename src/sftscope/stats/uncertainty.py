@@ -161,3 +161,36 @@ def _corrected_resampled_t(excess: np.ndarray, test_over_train: float) -> tuple[
         return (np.inf, 0.0) if mean > 0 else (-np.inf, 1.0)
     t = mean / np.sqrt((1 / j + test_over_train) * var)
     return float(t), float(stats.t.sf(t, df=j - 1))
+
+
+def cluster_ratio_interval(numerators, denominators, n_boot: int = 200, level: float = 0.95, seed: int = 0
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval (low [k], high [k]) of the ratios sum_j num[k, j] / sum_j den[j].
+
+    numerators [k, N] and denominators [N] are per-cluster totals (e.g. correct predictions per layer and
+    predicted tokens of each of N samples). Clusters are resampled with replacement, so the tokens of one
+    sample move together (their correlation is kept; a binomial interval over tokens would be too narrow).
+    The same resamples serve every row k. Replicates whose denominator is 0 are dropped.
+
+    Raises:
+        SftscopeError: shapes that do not match, fewer than 2 clusters, level outside (0, 1), or fewer than 2
+            usable replicates.
+    """
+    num = np.atleast_2d(np.asarray(numerators, dtype=np.float64))
+    den = np.asarray(denominators, dtype=np.float64).reshape(-1)
+    if num.shape[1] != den.size:
+        raise SftscopeError(f"numerators [k, N] and denominators [N] disagree: {num.shape} vs {den.shape}")
+    if den.size < 2:
+        raise SftscopeError("a cluster bootstrap needs at least 2 clusters")
+    if not 0 < level < 1:
+        raise SftscopeError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(den.size, np.full(den.size, 1.0 / den.size), size=n_boot).astype(np.float64)
+    totals = counts @ den                       # [B]
+    keep = totals > 0
+    if keep.sum() < 2:
+        raise SftscopeError("fewer than 2 bootstrap replicates with a non-zero denominator")
+    ratios = (counts[keep] @ num.T) / totals[keep, None]  # [B, k]
+    alpha = (1 - level) / 2
+    low, high = np.quantile(ratios, [alpha, 1 - alpha], axis=0)
+    return low, high

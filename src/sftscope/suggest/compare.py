@@ -11,6 +11,7 @@ import math
 import pandas as pd
 
 from sftscope.errors import SftscopeError
+from sftscope.stats.scores import higher_is_better
 from sftscope.suggest.decide import Suggestion
 from sftscope.tuning.blocks import parse_block_spec
 
@@ -20,7 +21,6 @@ SWEEP_COLUMNS = {
     "ci_high": "ci_high", "trainable": "trainable_params", "seeds": "seeds", "diff": "vs_all_diff",
     "diff_ci_low": "vs_all_ci_low", "diff_ci_high": "vs_all_ci_high",
 }
-LOWER_IS_BETTER = ("perplexity", "ppl", "loss", "nll")
 
 
 def normalize_sweep(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,11 +34,6 @@ def normalize_sweep(df: pd.DataFrame) -> pd.DataFrame:
 def sweep_columns(df: pd.DataFrame) -> dict[str, str]:
     """Role -> column name for the roles this sweep summary has (a summary of a subset of columns is fine)."""
     return {role: name for role, name in SWEEP_COLUMNS.items() if name in df.columns}
-
-
-def higher_is_better(metric: str) -> bool:
-    """False for perplexity- and loss-like metrics."""
-    return not any(word in str(metric).lower() for word in LOWER_IS_BETTER)
 
 
 def pick_metric(df: pd.DataFrame, cols: dict[str, str]) -> str | None:
@@ -75,10 +70,13 @@ def _jaccard(a, b) -> float:
     return len(a & b) / len(a | b) if a | b else 0.0
 
 
-def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metric: str | None = None) -> dict:
+def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metric: str | None = None,
+                       tune_eval: pd.DataFrame | None = None, tune_items: pd.DataFrame | None = None) -> dict:
     """Agreement of the suggestion with the sweep's best LoRA block choice on one metric: rank, score gap,
     layer overlap and the difference from all-layer LoRA (the nearest evaluated spec stands in if the exact
-    suggested blocks were not in the sweep)."""
+    suggested blocks were not in the sweep). With the sweep's gathered `tune_eval` (and `tune_items`) tables,
+    also the paired comparison suggested - best over seeds and items ("vs_best": sftscope.tuning.summary.
+    paired_difference's keys, its claim decided by sftscope.stats.claims)."""
     sweep_summary = normalize_sweep(sweep_summary)
     cols = sweep_columns(sweep_summary)
     if "spec" not in cols or "mean" not in cols:
@@ -116,4 +114,15 @@ def compare_with_sweep(suggestion: Suggestion, sweep_summary: pd.DataFrame, metr
         result["vs_all_layer"] = sign * (mine["mean"] - ref["mean"])
     if not math.isfinite(result["score_gap"]):
         result["score_gap"] = None
+    if tune_eval is not None and pos != 0:
+        from sftscope.tuning.summary import compare_configs
+        row = df.iloc[pos]
+        dataset = str(row["dataset"]) if "dataset" in df.columns and pd.notna(row["dataset"]) else ""
+        raw = str(metric)[len(dataset) + 1:] if dataset and str(metric).startswith(dataset + " ") else str(metric)
+        method = str(row[cols["method"]]) if "method" in cols else "lora"
+        try:
+            result["vs_best"] = compare_configs(tune_eval, tune_items, (method, mine["spec"]),
+                                                (method, best["spec"]), dataset, raw)
+        except KeyError:
+            pass  # scores of another shape than the summary's: the comparison stays the summary's
     return result

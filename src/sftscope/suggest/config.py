@@ -17,9 +17,13 @@ class SuggestConfig(PairRunConfig):
 
     samples: int = option(200, "samples per data set")
     k: int = option(5, "segments of the printed mask")
+    bootstrap: int = option(200, "replicates for 95% CIs of lens accuracy and Base-vs-SFT CKA, which decide "
+                                 "the late region (0: off, the profiles are read as exact)")
 
     def check(self) -> None:
         super().check()
+        if self.bootstrap < 0:
+            raise SftscopeError("--bootstrap must be >= 0")
         if self.samples < 4:
             raise SftscopeError("--samples must be at least 4 (CKA needs several samples per layer)")
         if self.k < 1:

@@ -1,7 +1,8 @@
-"""Pure landmarks of one layer-wise curve (numpy arrays over depth), shared by `suggest` and the report.
+"""Pure masks over one layer-wise curve (numpy arrays over depth) for `suggest`'s choice of stable blocks.
 
-Each function reads a curve indexed by depth (representation layer 0..L or block 0..L-1) and returns an index
-or a boolean mask; none of them knows where the curve came from, so they are tested on synthetic curves.
+Each function reads a curve indexed by depth (representation layer 0..L or block 0..L-1) and returns a boolean
+mask or a run of indices; none of them knows where the curve came from, so they are tested on synthetic curves.
+Claims about a curve (a drop, an emergence, a rise) are decided with their intervals in sftscope.stats.claims.
 """
 
 from __future__ import annotations
@@ -14,51 +15,6 @@ def _curve(values) -> np.ndarray:
     if arr.size == 0 or not np.all(np.isfinite(arr)):
         raise ValueError(f"need a non-empty finite curve, got {arr!r}")
     return arr
-
-
-def emergence_index(values, fraction: float = 0.5, min_gain: float = 0.02) -> int | None:
-    """First index i of a curve [L+1] with v[i] >= v[0] + fraction * (v[-1] - v[0]); None if v[-1] - v[0] < min_gain.
-
-    For logit-lens accuracy this is where predictions emerge: the first layer that has made `fraction` of the
-    gain the final layer makes over the embeddings."""
-    v = _curve(values)
-    gain = v[-1] - v[0]
-    if gain < min_gain:
-        return None
-    return int(np.argmax(v >= v[0] + fraction * gain))
-
-
-def drop_from_plateau(values, rel_margin: float = 0.25, abs_margin: float = 0.02) -> tuple[int, float] | None:
-    """(start of the deepest run of indices below the plateau, plateau level) of a curve [n], or None.
-
-    The plateau level is the curve's median (the middle layers are the majority); an index is below it when
-    v < median - max(abs_margin, rel_margin * (median - min v)). Only a run reaching the last index counts: an
-    early dip before the plateau is not a late drop."""
-    v = _curve(values)
-    level = float(np.median(v))
-    threshold = level - max(abs_margin, rel_margin * (level - float(v.min())))
-    if v[-1] >= threshold:
-        return None
-    start = len(v) - 1
-    while start > 0 and v[start - 1] < threshold:
-        start -= 1
-    return start, level
-
-
-def rise_to_end(values, rel_margin: float = 0.5, min_ratio: float = 1.5) -> int | None:
-    """Start of the deepest run of indices with v >= median + rel_margin * (max - median) in a curve [n] of
-    non-negative magnitudes (weight change per block), or None when max < min_ratio * median (no real rise)."""
-    v = _curve(values)
-    level, top = float(np.median(v)), float(v.max())
-    if top < min_ratio * level or top <= 0:
-        return None
-    threshold = level + rel_margin * (top - level)
-    if v[-1] < threshold:
-        return None
-    start = len(v) - 1
-    while start > 0 and v[start - 1] >= threshold:
-        start -= 1
-    return start
 
 
 def below_typical(values, factor: float = 2.0, floor: float = 0.0) -> np.ndarray:

@@ -9,6 +9,8 @@ The rule (Mid-Block Efficient Tuning's reading of the paper): tune the stable mi
     - before the late region: from the block where logit-lens predictions emerge, where Base-vs-variant CKA falls
       off its plateau, or where weight change rises toward the top (whichever starts first).
 The stable middle is the longest run of stable blocks before the late region (single unstable blocks bridged).
+The three late-region signals are claims decided by sftscope.stats.claims (the report uses the same rules): with
+the profiles' intervals where they were measured, as exact values where they were not (stated in the evidence).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from sftscope.suggest.curves import (below_typical, bridge_gaps, drop_from_plateau, emergence_index, longest_run,
-                                     rise_to_end)
+from sftscope.stats.claims import DROP, EMERGENCE, RISE, LayerCurve, curve_drop, curve_emergence, magnitude_rise
+from sftscope.suggest.curves import below_typical, bridge_gaps, longest_run
 from sftscope.tuning.blocks import format_layers, segment_bounds
 
 TRANSFORM_FLOOR = 0.02   # 1 - CKA below this is "no change" whatever the median (tiny or very smooth models)
@@ -35,6 +37,8 @@ class LayerProfiles:
     lens_accuracy: np.ndarray | None = None   # [L+1] logit-lens next-token accuracy of the Base per layer
     variant_cka: np.ndarray | None = None     # [L+1] Base-vs-variant CKA per layer
     weight_change: np.ndarray | None = None   # [L]   weight change of block b (Frobenius, all tensors)
+    lens_accuracy_ci: np.ndarray | None = None  # [2, L+1] 95% interval (low, high) of lens_accuracy
+    variant_cka_ci: np.ndarray | None = None    # [2, L+1] 95% interval (low, high) of variant_cka
 
     def __post_init__(self):
         L = len(np.asarray(self.layer_cka).reshape(-1))
@@ -47,6 +51,14 @@ class LayerProfiles:
             arr = np.asarray(value, dtype=np.float64).reshape(-1)
             if arr.size != size:
                 raise ValueError(f"{name} has {arr.size} entries; a model with {L} blocks needs {size}")
+            setattr(self, name, arr)
+        for name in ("lens_accuracy_ci", "variant_cka_ci"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape != (2, L + 1):
+                raise ValueError(f"{name} has shape {arr.shape}; a model with {L} blocks needs (2, {L + 1})")
             setattr(self, name, arr)
         if L < 1:
             raise ValueError("need at least one block")
@@ -110,35 +122,31 @@ def depth_spec(start: int, stop: int, num_blocks: int) -> str:
     return f"{math.ceil(100 * start / num_blocks)}%-{math.floor(100 * stop / num_blocks)}%"
 
 
+def _curve(values: np.ndarray, ci: np.ndarray | None) -> LayerCurve:
+    return LayerCurve(np.arange(len(values)), values, *(ci if ci is not None else (None, None)))
+
+
 def _late_region(p: LayerProfiles) -> tuple[int, dict[str, int], list[str]]:
-    """First block of the late region, the block each profile points to, and the evidence lines."""
+    """First block of the late region, the block each profile points to, and the evidence lines (the claims'
+    statements, sftscope.stats.claims)."""
     L, sources, evidence = p.num_blocks, {}, []
     if p.lens_accuracy is not None:
-        layer = emergence_index(p.lens_accuracy)
-        if layer is None:
-            evidence.append("logit-lens accuracy does not rise from layer 0 to the final layer: no emergence cut")
-        else:
-            sources["lens_emergence"] = max(layer - 1, 1)
-            evidence.append(f"logit lens emerges at layer {layer} of {L} (accuracy {p.lens_accuracy[layer]:.3f}; "
-                            f"layer 0 {p.lens_accuracy[0]:.3f}, final {p.lens_accuracy[-1]:.3f})")
+        claim = curve_emergence(_curve(p.lens_accuracy, p.lens_accuracy_ci), exact=p.lens_accuracy_ci is None,
+                                what="logit-lens accuracy")
+        if claim.kind == EMERGENCE:
+            sources["lens_emergence"] = max(claim.at - 1, 1)  # layer l is the output of block l - 1
+        evidence.append(f"{claim.kind}: {claim.statement}")
     if p.variant_cka is not None:
-        drop = drop_from_plateau(p.variant_cka)
-        if drop is None:
-            evidence.append("Base-vs-variant CKA stays on its plateau to the last layer")
-        else:
-            layer, level = drop
-            sources["variant_cka_drop"] = max(layer - 1, 1)
-            evidence.append(f"Base-vs-variant CKA falls below its plateau ({level:.3f}) from layer {layer} "
-                            f"(final {p.variant_cka[-1]:.3f})")
+        claim = curve_drop(_curve(p.variant_cka, p.variant_cka_ci), exact=p.variant_cka_ci is None,
+                           what="Base-vs-variant CKA")
+        if claim.kind == DROP:
+            sources["variant_cka_drop"] = max(claim.at - 1, 1)
+        evidence.append(f"{claim.kind}: {claim.statement}")
     if p.weight_change is not None:
-        rise = rise_to_end(p.weight_change)
-        peak = int(np.argmax(p.weight_change))
-        if rise is None:
-            evidence.append(f"weight change has no late rise (peak block {peak}, "
-                            f"max/median {p.weight_change.max() / max(np.median(p.weight_change), 1e-30):.2f})")
-        else:
-            sources["weight_rise"] = max(rise, 1)
-            evidence.append(f"weight change rises from block {rise} (peak block {peak})")
+        claim = magnitude_rise(np.arange(L), p.weight_change, what="weight change per block")
+        if claim.kind == RISE:
+            sources["weight_rise"] = max(claim.at, 1)
+        evidence.append(f"{claim.kind}: {claim.statement}")
     return (min(sources.values()) if sources else L), sources, evidence
 
 

@@ -37,15 +37,20 @@ _PROFILE_ROWS = {"layer_cka": ("consecutive_layer_cka", MODE_VALUE, 1), "effecti
 
 
 def profile_rows(profiles: LayerProfiles, side: str = "base", variant: str = "sft", dataset: str = "") -> list[Row]:
-    """Tidy rows of every profile: blocks as layer b + 1 (the weights table's convention), layers as is."""
+    """Tidy rows of every profile: blocks as layer b + 1 (the weights table's convention), layers as is; the
+    profiles with an interval (lens_accuracy, cka) carry it as ci_low / ci_high."""
     rows = []
     for name, (metric, mode, offset) in _PROFILE_ROWS.items():
         values = getattr(profiles, name)
         if values is None:
             continue
         who = variant if mode == MODE_ALIGNMENT else side
+        ci = getattr(profiles, f"{name}_ci", None)
         rows += [Row(side=who, dataset=dataset, layer=i + offset, metric=metric, value=float(v), n=0, mode=mode,
-                     preset="canonical" if name == "effective_rank" else "") for i, v in enumerate(values)]
+                     preset="canonical" if name == "effective_rank" else "",
+                     extra={} if ci is None else {"ci_low": float(ci[0, i]), "ci_high": float(ci[1, i]),
+                                                  "ci_level": 0.95})
+                 for i, v in enumerate(values)]
     return rows
 
 
@@ -69,7 +74,8 @@ def _run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
     models = [load_model(r, options, c) for r, c in zip(refs, configs)]
     run.write_environment(cfg.seed, [m.record for m in models])
     base, variant = models[0], (models[1] if len(models) > 1 else None)
-    per_dataset = [dataset_profiles(base, p, cfg.max_length, cfg.batch_size, variant) for p in datasets]
+    per_dataset = [dataset_profiles(base, p, cfg.max_length, cfg.batch_size, variant, cfg.bootstrap, cfg.seed)
+                   for p in datasets]
     weights = block_weight_change(refs[0], refs[1], base.parts.num_layers) if variant is not None else None
     profiles = average_profiles(per_dataset, weights)
     suggestion = suggest_blocks(profiles, cfg.k)

@@ -7,6 +7,9 @@ A cell's run directory holds two tables:
                train_steps, completion_tokens)
     tune_eval  task scores of the tuned model (side "tuned"), and per retention task the perplexity change vs
                the untouched Base (metric "perplexity_change" = ppl_tuned - ppl_base; lower = better retention)
+    tune_items the per-item scores behind every tune_eval score that is a plain mean over items (exact match,
+               accuracy: 0/1 per item; column `item` = the item's id, mode "item"): the sweep summary resamples
+               items and seeds from them
 Every row carries the columns cell, method, blocks, layers, k, seed, trainable_params, train.
 The Base's own scores (side "base", unit "base" of tune_eval) live in `base_eval`: a sweep's cells share one
 directory, so the Base is evaluated once per sweep; a lone `tune` keeps them in its own directory. All models
@@ -21,12 +24,12 @@ import math
 from pathlib import Path
 
 from sftscope.errors import SftscopeError
-from sftscope.evaluation.tasks import evaluate, first_n
+from sftscope.evaluation.tasks import TaskResult, evaluate, first_n, result_rows, run_protocol_task
 from sftscope.models.loading import load_model
 from sftscope.models.refs import ModelRef
 from sftscope.preflight import check_output_dir, check_tuning
 from sftscope.results.rundir import RunDir
-from sftscope.results.schema import Row, Tables
+from sftscope.results.schema import MODE_ITEM, Row, Tables
 from sftscope.tuning.blocks import BlockSpec, format_layers
 from sftscope.tuning.config import TuneConfig
 from sftscope.tuning.train import TrainResult, train_cell
@@ -92,16 +95,53 @@ def training_rows(result: TrainResult, tags: dict, run: str) -> list[Row]:
     return rows
 
 
-def _score(model, tokenizer, cfg: TuneConfig, side: str, tags: dict, run: str) -> list[Row]:
-    common = dict(side=side, data_dir=cfg.data_dir, batch_size=cfg.eval_batch_size, seed=cfg.eval_seed, run=run,
-                  extra=tags)
-    rows = evaluate(model, tokenizer, list(cfg.tasks), limit=cfg.limit, **common, **cfg.protocol_options())
-    rows += evaluate(model, tokenizer, list(cfg.retention), limit=cfg.retention_limit, **common)
+# metric -> the per-item field that averages to it, where a task names them differently (mmlu, toxigen, gsm8k)
+ITEM_FIELDS = {"acc": "correct", "accuracy": "correct", "exact_match_strict-match": "strict_correct",
+               "exact_match_flexible-extract": "flexible_correct", "exact_match_value_strict": "value_strict_correct",
+               "exact_match_value_flexible": "value_flexible_correct"}
+
+
+def item_rows(result: TaskResult, side: str, run: str, extra: dict) -> list[Row]:
+    """One Row per item and metric whose value is the mean of a per-item field of `result.details`: the field
+    named like the metric (a per-kind score 'exact_match:k' is carried by the items of kind k only), or
+    ITEM_FIELDS[metric]. A metric is kept only when the items' mean reproduces it (1e-9), so the item rows
+    always agree with the score. Item ids are the details' `id` (the position when ids are missing or repeated)."""
+    details = result.details or []
+    ids = [str(d.get("id")) for d in details]
+    if any(d.get("id") is None for d in details) or len(set(ids)) != len(ids):
+        ids = [str(i) for i in range(len(details))]
+    rows = []
+    for metric, value in result.metrics.items():
+        key = metric if any(metric in d for d in details) else ITEM_FIELDS.get(metric)
+        scores = [(i, d[key]) for i, d in zip(ids, details) if key in d] if key else []
+        if not scores or not all(isinstance(v, (bool, int, float)) and math.isfinite(v) for _, v in scores):
+            continue
+        if abs(sum(float(v) for _, v in scores) / len(scores) - float(value)) > 1e-9:
+            continue
+        rows += [Row(side=side, dataset=result.task, layer=-1, metric=metric, value=float(v), n=1, mode=MODE_ITEM,
+                     run=run, extra={**extra, "item": i}) for i, v in scores]
+    return rows
+
+
+def _score(model, tokenizer, cfg: TuneConfig, side: str, tags: dict, run: str) -> tuple[list[Row], list[Row]]:
+    """(score rows, per-item rows) of every evaluation and retention task, all tagged."""
     # task_order 0 = the first evaluation task: the score the cell is judged on (report, suggest comparison)
     order = {task: i for i, task in enumerate((*cfg.tasks, *cfg.retention))}
-    for row in rows:
-        row.extra = {**row.extra, "task_order": order.get(row.dataset, len(order))}
-    return rows
+    rows, items = [], []
+    common = dict(data_dir=cfg.data_dir, batch_size=cfg.eval_batch_size, seed=cfg.eval_seed)
+    for tasks, limit, protocol in ((cfg.tasks, cfg.limit, cfg.protocol_options()),
+                                   (cfg.retention, cfg.retention_limit, {})):  # retention: sftscope's perplexity
+        backend = protocol.pop("backend", "sftscope")
+        for name in tasks:
+            extra = {**tags, "task_order": order.get(name, len(order))}
+            if backend == "lm-eval":  # lm-eval's own tasks: scores only (their items are not read back)
+                rows += evaluate(model, tokenizer, [name], side=side, limit=limit, run=run, extra=extra,
+                                 backend=backend, **common, **protocol)
+                continue
+            result = run_protocol_task(name, model, tokenizer, limit=limit, **common, **protocol)
+            rows += result_rows(result, side, run=run, extra=extra)
+            items += item_rows(result, side, run, extra)
+    return rows, items
 
 
 BASE_TAGS = {"cell": BASE_UNIT, "method": "none", "blocks": "", "layers": "", "k": -1, "seed": -1,
@@ -122,8 +162,9 @@ def base_scores(cfg: TuneConfig, out: str | Path, loaded=None) -> list[dict]:
     if not run.is_done(Tables.TUNE_EVAL, BASE_UNIT):
         if loaded is None:
             raise SftscopeError(f"the Base's scores are not in {run.path} yet; run a cell first")
-        run.write_unit(Tables.TUNE_EVAL, BASE_UNIT, _score(loaded.model, loaded.tokenizer, cfg, "base", BASE_TAGS,
-                                                           run.name))
+        scores, items = _score(loaded.model, loaded.tokenizer, cfg, "base", BASE_TAGS, run.name)
+        run.write_unit(Tables.TUNE_ITEMS, BASE_UNIT, items)  # before tune_eval: the unit is done once that exists
+        run.write_unit(Tables.TUNE_EVAL, BASE_UNIT, scores)
     table = run.read_table(Tables.TUNE_EVAL)
     return table[table["side"] == "base"].to_dict("records")
 
@@ -162,7 +203,8 @@ def run_tune(cfg: TuneConfig, out: str | Path | None, progress: bool = True) -> 
     result = train_cell(loaded.model, loaded.tokenizer, records, cfg, progress=progress)
     tags = cell_tags(cfg, name, result)
     run.write_unit(Tables.TUNING, UNIT, training_rows(result, tags, run.name))
-    tuned = _score(result.model, loaded.tokenizer, cfg, "tuned", tags, run.name)
+    tuned, items = _score(result.model, loaded.tokenizer, cfg, "tuned", tags, run.name)
+    run.write_unit(Tables.TUNE_ITEMS, UNIT, items)  # before tune_eval: a cell is done once tune_eval exists
     run.write_unit(Tables.TUNE_EVAL, UNIT, tuned + retention_rows(tuned, base, tags, run.name))
     del loaded, result
     gc.collect()

@@ -1,7 +1,8 @@
 """`sftscope sweep`: masks x seeds x controls expanded into independent tuning cells, then summarised.
 
 Layout of a sweep directory:
-    config.json, sweep_summary.parquet/.csv, tune_eval / tuning (every finished cell's rows gathered), figures/
+    config.json, sweep_summary.parquet/.csv, tune_eval / tuning / tune_items (every finished cell's rows
+    gathered), figures/
     base/              the untouched Base's scores, computed once and shared by every cell
     cells/<name>/      one `sftscope tune` run directory per cell (name = method-spec-seedS)
 Cells are independent, so any scheduler can run them in parallel: `sweep --list` prints one `sftscope tune`
@@ -30,7 +31,7 @@ from sftscope.results.rundir import RunDir
 from sftscope.results.schema import Tables
 from sftscope.tuning.blocks import BlockSpec, parse_block_spec, same_size_controls, segment_masks
 from sftscope.tuning.config import SweepConfig, TuneConfig
-from sftscope.tuning.pipeline import cell_done, run_tune
+from sftscope.tuning.pipeline import UNIT, cell_done, run_tune
 
 REFERENCE = ("lora", "all")  # (method, blocks) every configuration is compared with
 
@@ -140,14 +141,18 @@ def summarize_sweep(out: str | Path, cells: list[SweepCell], plots: bool = True)
         raise SftscopeError(f"no finished cell under {Path(out) / 'cells'} yet: run the sweep (or its cells) first")
     for c in done:
         cell_run = RunDir(c.path)
-        for table in (Tables.TUNING, Tables.TUNE_EVAL):
-            if not run.is_done(table, c.name):
+        # a cell written before per-item scores existed has no tune_items: it is summarised over seeds only
+        for table in (Tables.TUNING, Tables.TUNE_EVAL, Tables.TUNE_ITEMS):
+            if not run.is_done(table, c.name) and (table != Tables.TUNE_ITEMS or cell_run.is_done(table, UNIT)):
                 df = cell_run.read_table(table)
-                run.write_unit(table, c.name, df[df["side"] == "tuned"].to_dict("records"))
-    base = RunDir(Path(out) / "base").read_table(Tables.TUNE_EVAL)
-    run.write_unit(Tables.TUNE_EVAL, "base", base.to_dict("records"))
+                run.write_unit(table, c.name, df[df["side"] == "tuned"].to_dict("records") if len(df) else [])
+    base_run = RunDir(Path(out) / "base")
+    run.write_unit(Tables.TUNE_EVAL, "base", base_run.read_table(Tables.TUNE_EVAL).to_dict("records"))
+    if base_run.is_done(Tables.TUNE_ITEMS, "base"):
+        run.write_unit(Tables.TUNE_ITEMS, "base", base_run.read_table(Tables.TUNE_ITEMS).to_dict("records"))
     evals, tuning = run.read_table(Tables.TUNE_EVAL), run.read_table(Tables.TUNING)
-    run.write_unit(Tables.SWEEP_SUMMARY, "summary", summarize(evals, tuning))
+    items = run.read_table(Tables.TUNE_ITEMS) if (run.path / f"{Tables.TUNE_ITEMS}.parquet").exists() else None
+    run.write_unit(Tables.SWEEP_SUMMARY, "summary", summarize(evals, tuning, items=items))
     if plots:
         from sftscope.report.plots.sweep import plot_sweep
         plot_sweep(run.read_table(Tables.SWEEP_SUMMARY), run.figures)

@@ -10,12 +10,15 @@ from sftscope.report.plots.canvas import agg_figure
 
 
 def depth_curves(ax, df: pd.DataFrame, label_prefix: str = "") -> None:
-    """value over relative depth (layer / L), one line per side: the Base dashed, variants solid."""
+    """value over relative depth (layer / L), one line per side: the Base dashed, variants solid; the 95%
+    interval as a band where the table has ci_low / ci_high."""
     for side, part in df.groupby("side", sort=False):
         part = part.sort_values("layer")
         depth = part["layer"] / max(part["layer"].max(), 1)
-        ax.plot(depth, part["value"], linestyle="--" if side == "base" else "-", marker=".",
-                label=f"{label_prefix}{side}")
+        (line,) = ax.plot(depth, part["value"], linestyle="--" if side == "base" else "-", marker=".",
+                          label=f"{label_prefix}{side}")
+        if {"ci_low", "ci_high"} <= set(part.columns) and part["ci_low"].notna().all():
+            ax.fill_between(depth, part["ci_low"], part["ci_high"], color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xlabel("relative depth (layer / L)")
     ax.grid(alpha=0.3)
 

@@ -1,7 +1,7 @@
 """Figures of a tuning sweep, drawn from the sweep_summary table only (never from a model).
 
 plot_sweep(summary, out_dir) writes, per task and metric:
-  sweep_scores__<task>__<metric>.png     mean over seeds per configuration with its 95% t-interval, the
+  sweep_scores__<task>__<metric>.png     mean over seeds per configuration with its 95% interval (seeds x items), the
                                          trainable-parameter count annotated, all-layer LoRA as a band, the Base
                                          as a dashed line
   sweep_segments__<task>__<metric>.png   single-segment masks only, one panel per k (3, 5, 10 ...): score over
@@ -76,7 +76,8 @@ def plot_scores(part: pd.DataFrame, path: Path) -> Path:
     dataset, metric = part["dataset"].iloc[0], part["metric"].iloc[0]
     seeds = part["n"].max()
     ax.set_ylabel(metric)
-    ax.set_title(f"{dataset}: {metric} per configuration\nmean over <= {seeds} seeds with 95% t-interval; "
+    counts = part["uncertainty"].iloc[0] if "uncertainty" in part.columns else "seeds only"
+    ax.set_title(f"{dataset}: {metric} per configuration\nmean over <= {seeds} seeds, 95% interval ({counts})\n"
                  "numbers = trainable parameters", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
