@@ -195,3 +195,19 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert result["total"] == 4 and result["loaded"] == 4, result["stderr_tail"]
     shot = (tmp_path / "shot.png").read_bytes()
     assert png_size(shot) == (1200, 1600)
+
+
+def test_swap_finding_judges_the_task_score_on_its_items():
+    """Swap rows name task scores '<task>:<metric>' (n = the task's items) beside the teacher-forced token
+    accuracy (n = tokens): the finding uses the task score and its item count."""
+    import pandas as pd
+    from sftscope.report.findings import swap_findings
+    rows = []
+    for hybrid, seg, acc, tok in [("base", -1, 0.30, 0.4), ("sft", -1, 0.50, 0.5), ("base<-sft seg0", 0, 0.35, 0.41),
+                                  ("base<-sft seg1", 1, 0.45, 0.45)]:
+        rows += [dict(run="r", dataset="mmlu", hybrid=hybrid, segment=seg, blocks="", metric="mmlu:acc", value=acc,
+                      n=40),
+                 dict(run="r", dataset="mmlu", hybrid=hybrid, segment=seg, blocks="", metric="token_accuracy",
+                      value=tok, n=5000)]
+    (finding,) = swap_findings(pd.DataFrame(rows))
+    assert finding.value == "base<-sft seg1" and "mmlu:acc" in finding.detail and "n = 40 items" in finding.evidence

@@ -49,6 +49,8 @@ class TaskSpec:
     run: Callable[..., TaskResult]
     protocol: str = ""
     fewshot: bool = False
+    proportions: tuple[str, ...] = ()  # metrics that are a share of items (intervals stay in [0, 1])
+    counts: tuple[str, ...] = ()       # bookkeeping numbers among the metrics, not scores to compare
 
 
 def first_n(records: list, limit: int | None) -> list:
@@ -81,18 +83,24 @@ def register_task(spec: TaskSpec) -> TaskSpec:
 for _spec in [
     TaskSpec("gsm8k", "generate", "GSM8K test, lm-eval's protocol (gsm8k v3.0, 5-shot): exact_match of "
              "strict-match and flexible-extract; by-value extras", _lazy("gsm8k", "run_gsm8k"),
-             "lm-eval:gsm8k@3.0", fewshot=True),
+             "lm-eval:gsm8k@3.0", fewshot=True,
+             proportions=("exact_match_strict-match", "exact_match_flexible-extract", "exact_match_value_strict",
+                          "exact_match_value_flexible", "strict_format_rate")),
     TaskSpec("mmlu", "loglik", "MMLU test, lm-eval's protocol (mmlu v2, 0-shot): acc = argmax log p(' A'..' D'); "
-             "acc_macro over subjects", _lazy("mmlu", "run_mmlu"), "lm-eval:mmlu@2", fewshot=True),
+             "acc_macro over subjects", _lazy("mmlu", "run_mmlu"), "lm-eval:mmlu@2", fewshot=True,
+             proportions=("acc", "acc_macro"), counts=("n_subjects",)),
     TaskSpec("toxigen", "loglik", "ToxiGen statements: 'hateful? Yes/No' by log-likelihood; accuracy and "
-             "balanced accuracy on a balanced seeded sample", _lazy("toxigen", "run_toxigen"), "sftscope:toxigen@1"),
+             "balanced accuracy on a balanced seeded sample", _lazy("toxigen", "run_toxigen"), "sftscope:toxigen@1",
+             proportions=("accuracy", "balanced_accuracy", "yes_rate")),
     TaskSpec("organism-qa", "generate", "organism: exact match of the greedy one-line answer (needs data_dir = "
              "the organism's data folder)", _lazy("retention", "run_organism", dataset="organism-qa"),
-             "sftscope:organism-qa@1"),
+             "sftscope:organism-qa@1", proportions=("exact_match",)),  # and its per-kind breakdowns exact_match:k
     TaskSpec("organism-mc", "loglik", "organism: multiple-choice accuracy by continuation log-likelihood "
-             "(needs data_dir)", _lazy("retention", "run_organism", dataset="organism-mc"), "sftscope:organism-mc@1"),
+             "(needs data_dir)", _lazy("retention", "run_organism", dataset="organism-mc"), "sftscope:organism-mc@1",
+             proportions=("accuracy",), counts=("chance",)),
     TaskSpec("organism-facts", "perplexity", "organism: perplexity on held-out fact documents (needs data_dir)",
-             _lazy("retention", "run_organism", dataset="organism-facts"), "sftscope:perplexity@2"),
+             _lazy("retention", "run_organism", dataset="organism-facts"), "sftscope:perplexity@2",
+             counts=("n_tokens",)),
 ]:
     register_task(_spec)
 
@@ -107,10 +115,21 @@ def _register_perplexity_tasks() -> None:
         if spec.task == "perplexity":
             register_task(TaskSpec(f"ppl:{spec.name}", "perplexity",
                                    f"token-weighted perplexity of {spec.name} texts (retention)",
-                                   _lazy("retention", "run_perplexity", dataset=spec.name), PERPLEXITY_PROTOCOL))
+                                   _lazy("retention", "run_perplexity", dataset=spec.name), PERPLEXITY_PROTOCOL,
+                                   counts=("n_tokens",)))
 
 
 _register_perplexity_tasks()
+
+
+def proportion_metrics() -> frozenset[str]:
+    """Every task metric that is a share of items (from the registry: each task declares its own)."""
+    return frozenset(m for spec in TASKS.values() for m in spec.proportions)
+
+
+def count_metrics() -> frozenset[str]:
+    """Every task metric that is a bookkeeping number, not a score (n_tokens, chance, n_subjects)."""
+    return frozenset(m for spec in TASKS.values() for m in spec.counts)
 
 
 def get_task(name: str) -> TaskSpec:
@@ -119,7 +138,8 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     if name.startswith("ppl:") and len(name) > 4:
         return TaskSpec(name, "perplexity", f"perplexity of {name[4:]}",
-                        _lazy("retention", "run_perplexity", dataset=name[4:]), PERPLEXITY_PROTOCOL)
+                        _lazy("retention", "run_perplexity", dataset=name[4:]), PERPLEXITY_PROTOCOL,
+                        counts=("n_tokens",))
     raise UnknownNameError("task", name, list(TASKS), "or ppl:<data set name or text file>")
 
 

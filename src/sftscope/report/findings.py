@@ -215,7 +215,9 @@ def swap_findings(swap: pd.DataFrame) -> list[Finding]:
         return out
     for (run, dataset), part in swap.groupby(["run", "dataset"], sort=True):
         metrics = list(dict.fromkeys(part["metric"]))
-        metric = next((m for m in metrics if m.startswith("task:") and higher_is_better(m)),
+        # a task score ('<task>:<metric>', a share of the task's items) before the teacher-forced token accuracy
+        metric = next((m for m in metrics if ":" in m and is_proportion(m.split(":", 1)[1])
+                       and higher_is_better(m)),
                       "token_accuracy" if "token_accuracy" in metrics else metrics[0])
         rows = part[(part["metric"] == metric) & (part["segment"] >= 0)]
         if rows.empty:
@@ -227,7 +229,7 @@ def swap_findings(swap: pd.DataFrame) -> list[Finding]:
                 for h in ("base", "sft") if ((part["hybrid"] == h) & (part["metric"] == metric)).any()}
         ref_text = ", ".join(f"{k} {v:.3g}" for k, v in refs.items())
         evidence, kind = f"{metric} {best['value']:.3g}", ""
-        if is_proportion(metric.split(":")[-1]) and "n" in rows.columns:
+        if is_proportion(metric.split(":", 1)[-1]) and "n" in rows.columns:
             unit = "tokens" if metric == "token_accuracy" else "items"
             low, high = _wilson(float(best["value"]), int(best["n"]))
             evidence = f"{metric} {best['value']:.3g} [{low:.3g}, {high:.3g}], n = {int(best['n'])} {unit}"

@@ -46,10 +46,8 @@ import numpy as np
 from scipy import stats
 
 P_FLOOR = 1e-16  # smallest p-value reported: below it a double cannot tell the tail probability from 0
-# metrics whose value is a share of items (the part before ':' of a per-kind breakdown such as 'exact_match:x')
-PROPORTION_METRICS = frozenset({"accuracy", "accuracy_macro", "balanced_accuracy", "exact_match",
-                                "exact_match_strict", "exact_match_flexible", "strict_format_rate", "yes_rate",
-                                "token_accuracy"})
+# shares of items besides the task metrics (those come from the task registry, where each task declares them)
+OTHER_PROPORTIONS = frozenset({"token_accuracy", "lens_accuracy", "lens_top1_agreement"})
 
 
 LOWER_IS_BETTER = ("perplexity", "ppl", "loss", "nll")  # words naming a metric where lower is better
@@ -61,8 +59,10 @@ def higher_is_better(metric: str) -> bool:
 
 
 def is_proportion(metric: str) -> bool:
-    """True for metrics that are a share of items (accuracy, exact match, rates), e.g. 'exact_match:kind'."""
-    return str(metric).split(":")[0] in PROPORTION_METRICS
+    """True for metrics that are a share of items (accuracy, exact match, rates; a per-kind breakdown such as
+    'exact_match:kind' too), as the task registry declares them."""
+    from sftscope.evaluation.tasks import proportion_metrics
+    return str(metric).split(":")[0] in proportion_metrics() | OTHER_PROPORTIONS
 
 
 @dataclass(frozen=True)

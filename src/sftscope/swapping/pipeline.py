@@ -71,16 +71,17 @@ def _scored_task(task: str | None) -> str | None:
 
 
 def _task_scores(model: LoadedModel, task: str | None, data_dir, cfg: SwapConfig
-                 ) -> tuple[dict[str, float], dict[str, str]]:
-    """({'<task>:<metric>': value}, {'<task>:<metric>': protocol}) of the data set's task, if it has one."""
+                 ) -> tuple[dict[str, float], dict[str, str], int]:
+    """({'<task>:<metric>': value}, {'<task>:<metric>': protocol}, items scored) of the data set's task, if it
+    has one."""
     task = _scored_task(task) if cfg.tasks else None
     if task is None:
-        return {}, {}
+        return {}, {}, 0
     from sftscope.evaluation.tasks import run_task
     result = run_task(task, model.model, model.tokenizer, data_dir=data_dir, limit=cfg.task_limit,
                       batch_size=cfg.batch_size, seed=cfg.seed)
     return ({f"{task}:{k}": float(v) for k, v in result.metrics.items()},
-            {f"{task}:{k}": result.protocols.get(k, "") for k in result.metrics})
+            {f"{task}:{k}": result.protocols.get(k, "") for k in result.metrics}, int(result.n))
 
 
 def run_swap(cfg: SwapConfig, out: str | Path) -> RunDir:
@@ -116,13 +117,13 @@ def run_swap(cfg: SwapConfig, out: str | Path) -> RunDir:
             donor = models[plan["donor"]] if plan["donor"] else receiver
             with transplant(receiver, donor, plan["layers"], head=plan["head"] == "transferred"):
                 scores = _teacher_forced(receiver, batches)
-                task_scores, protocols = _task_scores(receiver, prepared.spec.task, cfg.data_dir, cfg)
+                task_scores, protocols, items = _task_scores(receiver, prepared.spec.task, cfg.data_dir, cfg)
                 scores.update(task_scores)
-            n = int(scores.pop("tokens"))
+            n = int(scores.pop("tokens"))  # teacher-forced scores rest on tokens, task scores on the task's items
             extra = {k: plan[k] for k in ("hybrid", "receiver", "segment", "head")}
             extra.update(donor=plan["donor"] or "", blocks=",".join(map(str, plan["layers"])))
             run.write_unit(TABLE, unit, [Row(side=plan["receiver"], dataset=prepared.name, layer=-1, metric=k,
-                                             value=v, n=n, mode=MODE_SWAP,
+                                             value=v, n=items if k in task_scores else n, mode=MODE_SWAP,
                                              extra={**extra, "protocol": protocols.get(k, TEACHER_FORCED)})
                                          for k, v in scores.items()])
     return _plot(run, cfg.plots)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from sftscope.evaluation.tasks import count_metrics
 from sftscope.results.schema import MODE_SUMMARY, Row
 from sftscope.stats.claims import MARGINS, compare
 from sftscope.stats.scores import (
@@ -35,7 +36,7 @@ from sftscope.stats.scores import (
 from sftscope.tuning.blocks import BlockSpec
 
 REFERENCE = ("lora", "all")
-NOT_SCORES = {"n_tokens", "chance"}  # bookkeeping numbers among the task metrics
+
 
 
 def config_role(method: str, blocks: str) -> str:
@@ -150,8 +151,9 @@ def summarize(tune_eval: pd.DataFrame, tuning: pd.DataFrame, level: float = 0.95
     """One Row per (configuration, task, metric): mean over seeds (value), its interval, the paired comparison
     with all-layer LoRA. `items`: the tune_items table (per-item scores); without it, or for configurations
     whose cells have none, the intervals count seeds only (column `uncertainty`)."""
-    tuned = tune_eval[(tune_eval["side"] == "tuned") & ~tune_eval["metric"].isin(NOT_SCORES)]
-    base = tune_eval[(tune_eval["side"] == "base") & ~tune_eval["metric"].isin(NOT_SCORES)]
+    not_scores = count_metrics()  # bookkeeping numbers among the task metrics (n_tokens, chance, ...)
+    tuned = tune_eval[(tune_eval["side"] == "tuned") & ~tune_eval["metric"].isin(not_scores)]
+    base = tune_eval[(tune_eval["side"] == "base") & ~tune_eval["metric"].isin(not_scores)]
     base_value = base.groupby(["dataset", "metric"])["value"].mean().to_dict()
     configs = _config_columns(tuning)
     by_item = _item_scores(items)
