@@ -100,3 +100,16 @@ def test_world_size_without_a_group_is_one_line(tmp_path):
                   WORLD_SIZE="2", RANK="0", LOCAL_RANK="0")
     err = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(err) == 1 and "cannot join a process group" in err[0]
+
+
+def test_probe_on_two_ranks(tmp_path, tiny_pair_dir):
+    base, sft = tiny_pair_dir("llama")
+    args = ["sftscope", "probe", "--base", base, "--sft", sft, "--data", "wikitext,gsm8k", "--data-dir",
+            SHARED_DATA, "--samples", "10", "--max-length", "32", "--batch-size", "3", "--bootstrap", "20",
+            "--no-plots"]
+    launch([*args, "--out", tmp_path / "one"], 1)
+    launch([*args, "--out", tmp_path / "two"], 2)
+    keys = ["side", "dataset", "layer", "metric", "mode"]
+    one, two = (_table(tmp_path / d, "probe", keys) for d in ("one", "two"))
+    _same_values(one, two, keys, 1e-9)
+    pd.testing.assert_frame_equal(one[["ci_low", "ci_high"]], two[["ci_low", "ci_high"]])

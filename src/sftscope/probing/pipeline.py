@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sftscope import distributed
 from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.data.prepare import prepare_dataset
 from sftscope.errors import SftscopeError
@@ -22,6 +23,21 @@ from sftscope.stats.uncertainty import cluster_ratio_interval
 TABLE = Tables.PROBE
 
 
+def _probe_batch(models: list[LoadedModel], batch, chunk: int, num_layers: int):
+    """One batch through every model: (lens sums [3, L+1] per model, Base-vs-variant top-1 matches [L+1] per
+    variant, correct predictions per layer and sample [L+1, B] per model, predicted tokens per sample [B], N)."""
+    valid, labels = (t.cpu() for t in predicted_positions(batch))  # top-1 ids come back on the CPU
+    sample_of = valid.nonzero(as_tuple=True)[0]  # the sample of each predicted position, in lens_batch's order
+    sums, hits, top1, n = {}, {}, {}, 0
+    for m in models:
+        correct, loss, kl, top1[m.name], n = lens_batch(m, batch, chunk)
+        sums[m.name] = torch.stack([correct, loss, kl])
+        hits[m.name] = torch.zeros(num_layers, valid.shape[0], dtype=torch.float64).index_add_(
+            1, sample_of, (top1[m.name] == labels[None]).double())
+    agree = {m.name: (top1[m.name] == top1["base"]).sum(-1).double() for m in models[1:]}
+    return sums, agree, hits, valid.sum(1).double(), n
+
+
 def probe_dataset(models: list[LoadedModel], texts: list[str], ids: list[str], dataset: str,
                   cfg: ProbeConfig) -> list[Row]:
     """Logit-lens rows for every model and layer, plus Base-vs-variant top-1 agreement per layer.
@@ -31,24 +47,26 @@ def probe_dataset(models: list[LoadedModel], texts: list[str], ids: list[str], d
     tok = models[0].tokenizer  # the pair check guarantees identical token ids
     batches = list(make_batches(encode_texts(ids, texts, tok, cfg.max_length), cfg.batch_size, tok.pad_token_id))
     num_layers = models[0].parts.num_layers + 1
+    # several processes: each runs a contiguous share of the batches; the per-batch results are gathered and
+    # added up in batch order, as one process adds them
+    start, stop = distributed.shard_bounds(len(batches))
+    mine = {}
+    for b in tqdm(range(start, stop), desc=f"probe {'+'.join(m.name for m in models)} x {dataset}", unit="batch"):
+        mine[b] = _probe_batch(models, batches[b], cfg.chunk, num_layers)
+    per_batch = distributed.gather_dict(mine)
     sums = {m.name: torch.zeros(3, num_layers, dtype=torch.float64) for m in models}
     agree = {m.name: torch.zeros(num_layers, dtype=torch.float64) for m in models[1:]}
     per_sample = {m.name: [] for m in models}  # correct predictions per layer and sample, [L+1, B] per batch
     sample_tokens = []
     tokens = 0
-    for batch in tqdm(batches, desc=f"probe {'+'.join(sums)} x {dataset}", unit="batch"):
-        valid, labels = (t.cpu() for t in predicted_positions(batch))  # top-1 ids come back on the CPU
-        sample_of = valid.nonzero(as_tuple=True)[0]  # the sample of each predicted position, in lens_batch's order
-        sample_tokens.append(valid.sum(1).double())
-        top1 = {}
-        for m in models:
-            correct, loss, kl, top1[m.name], n = lens_batch(m, batch, cfg.chunk)
-            sums[m.name] += torch.stack([correct, loss, kl])
-            hits = (top1[m.name] == labels[None]).double()
-            per_sample[m.name].append(torch.zeros(num_layers, valid.shape[0], dtype=torch.float64)
-                                      .index_add_(1, sample_of, hits))
+    for b in range(len(batches)):
+        batch_sums, batch_agree, batch_hits, batch_tokens, n = per_batch[b]
+        for name in sums:
+            sums[name] += batch_sums[name]
+            per_sample[name].append(batch_hits[name])
         for name in agree:
-            agree[name] += (top1[name] == top1["base"]).sum(-1).double()
+            agree[name] += batch_agree[name]
+        sample_tokens.append(batch_tokens)
         tokens += n
     if tokens == 0:
         raise SftscopeError(f"{dataset!r} has no sample with two or more tokens: nothing to predict")
