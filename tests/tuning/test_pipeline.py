@@ -114,7 +114,7 @@ def test_cell_end_to_end_then_resume_skips_everything(tiny_setup, tmp_path, monk
 
     def boom(*args, **kwargs):
         raise AssertionError("a finished cell must not be loaded, trained or scored again")
-    for name in ("train_cell", "load_model", "run_task"):
+    for name in ("train_cell", "load_model", "run_protocol_task", "evaluate"):
         monkeypatch.setattr(pipeline, name, boom)
     assert cell_done(run_tune(make_cell(base, data), tmp_path / "cell", progress=False))
 
