@@ -15,9 +15,9 @@ from typing import Iterable
 import torch
 
 from sftscope.metrics.core import PRESETS, MetricUndefined, check_preset
-from sftscope.metrics.entropy import prompt_entropy_batch
 from sftscope.metrics.pooled import pooled_metrics
-from sftscope.metrics.token import curvature_batch, sparsity_batch
+from sftscope.metrics.registry import METRICS, token_keys, token_values
+from sftscope.metrics.token import TokenBatch
 
 NONFINITE_REASON = "non-finite activations"
 POOLED_KEY = ("pooled", "")  # skip counter for samples left out of every pooled metric of a layer
@@ -25,9 +25,9 @@ _FORMAT_VERSION = 1
 
 
 def token_metric_keys(presets: Iterable[str]) -> list[tuple[str, str]]:
-    """(metric, preset) keys of the token metrics; sparsity has one formula, stored under preset ''."""
-    keys = [(m, p) for p in presets for m in ("prompt_entropy", "curvature")]
-    return keys + [("sparsity", "")]
+    """(metric, preset) keys of the registered token metrics; a preset-free one is stored under preset ''."""
+    keys = token_keys(list(presets))
+    return [k for k in keys if k[1]] + [k for k in keys if not k[1]]
 
 
 def _compact(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,13 +149,13 @@ class SideAccumulator:
                 self.skips[layer][key][NONFINITE_REASON] += 1
 
     def _token_batch(self, layer: int, z: torch.Tensor, lengths: torch.Tensor, ids: list[str]) -> None:
-        results = {("sparsity", ""): sparsity_batch(z, lengths, self.sparsity_threshold)}
-        for preset in self.presets:
-            results[("prompt_entropy", preset)] = prompt_entropy_batch(z, lengths, self.alpha, preset)
-            results[("curvature", preset)] = curvature_batch(z, lengths, preset)
-        for key, (values, reasons) in results.items():
+        batch = TokenBatch(z, lengths, self.alpha, self.sparsity_threshold)
+        sizes = lengths.tolist()
+        for key, values in token_values(batch, self.presets).items():
+            reason_of = METRICS[key[0]].reason
             store, skipped = self.token_values[layer][key], self.skips[layer][key]
-            for sid, value, reason in zip(ids, values.tolist(), reasons):
+            for sid, value, length in zip(ids, values.tolist(), sizes):
+                reason = reason_of(length, batch.d, value)
                 if reason:
                     skipped[reason] += 1
                 else:

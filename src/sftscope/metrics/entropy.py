@@ -11,6 +11,7 @@ import math
 import torch
 
 from sftscope.metrics.core import EPS64, Array, MetricUndefined, as_float64, check_preset, row_normalize
+from sftscope.metrics.token import TokenBatch, one_sample
 
 
 def spectrum_entropy(lam: torch.Tensor, valid: torch.Tensor, alpha: float, preset: str) -> torch.Tensor:
@@ -47,8 +48,8 @@ def gram_spectrum(zn: torch.Tensor, lengths: torch.Tensor, scale: float, ridge: 
     """
     b, _, d = zn.shape
     width = int(lengths.max()) if b else 0
-    lam = torch.zeros(b, width, dtype=zn.dtype)
-    valid = torch.arange(width)[None, :] < lengths[:, None]
+    lam = torch.zeros(b, width, dtype=zn.dtype, device=zn.device)
+    valid = torch.arange(width, device=zn.device)[None, :] < lengths[:, None]
     for i in range(b):
         n = int(lengths[i])
         if n == 0:
@@ -66,36 +67,38 @@ def _normalizer(count: torch.Tensor, d: int) -> torch.Tensor:
     return torch.log(torch.clamp(count, max=d).to(torch.float64))
 
 
-def prompt_entropy_batch(z: torch.Tensor, lengths: torch.Tensor, alpha: float = 1.0, preset: str = "paper"):
-    """Prompt entropy of each sample (z: [B, T, d] float64, valid tokens first, zeros after) -> (values [B], reasons)."""
+def prompt_entropy_kernel(batch: TokenBatch, preset: str = "paper") -> torch.Tensor:
+    """Prompt entropy of each sample of a TokenBatch -> [B] (NaN where the spectrum is zero; see the reason)."""
+    z, lengths, alpha = batch.z, batch.lengths, batch.alpha
     b, t, d = z.shape
-    token_mask = (torch.arange(t)[None, :] < lengths[:, None]).unsqueeze(-1)
+    if t == 0:  # no tokens at all: no spectrum (the reason says why)
+        return torch.full((b,), float("nan"), dtype=torch.float64, device=z.device)
     if preset == "paper":
         lam, valid = gram_spectrum(row_normalize(z, 1e-10), lengths, 1.0 / d, 1e-6)
     else:
+        token_mask = batch.token_mask().unsqueeze(-1)
         mean = z.sum(1, keepdim=True) / lengths.clamp_min(1).to(z.dtype)[:, None, None]
         centred = torch.where(token_mask, z - mean, torch.zeros_like(z))
         lam, valid = gram_spectrum(row_normalize(centred, None), lengths, 1.0, 0.0)
-    values = spectrum_entropy(lam, valid, alpha, preset) / _normalizer(lengths, d)
-    reasons = []
-    for i in range(b):
-        if lengths[i] < 2 or d < 2:
-            reasons.append("needs at least 2 tokens and 2 dimensions (log(min(T, d)) = 0)")
-        elif torch.isnan(values[i]):
-            reasons.append("zero spectrum (all tokens identical after centring)")
-        else:
-            reasons.append(None)
-    return values, reasons
+    return spectrum_entropy(lam, valid, alpha, preset) / _normalizer(lengths, d)
+
+
+def prompt_entropy_reason(length: int, d: int, value: float) -> str | None:
+    if length < 2 or d < 2:
+        return "needs at least 2 tokens and 2 dimensions (log(min(T, d)) = 0)"
+    if math.isnan(value):
+        return "zero spectrum (all tokens identical after centring)"
+    return None
 
 
 def prompt_entropy(z: Array, alpha: float = 1.0, preset: str = "paper") -> float:
-    """Normalised matrix entropy of one sample's token matrix Z [T, d] (METRICS.md); higher = more spread."""
-    check_preset(preset)
-    z = as_float64(z, 2, "Z")
-    values, reasons = prompt_entropy_batch(z[None], torch.tensor([z.shape[0]]), alpha, preset)
-    if reasons[0]:
-        raise MetricUndefined(reasons[0])
-    return float(values[0])
+    """Normalised matrix entropy of one sample's token matrix Z [T, d] (METRICS.md); higher = more spread.
+
+    Raises:
+        MetricUndefined: T < 2 or d < 2, or (canonical) every token equal after centring.
+        ValueError: Z is not 2-D or the preset is unknown.
+    """
+    return one_sample(prompt_entropy_kernel, prompt_entropy_reason, z, check_preset(preset), alpha=alpha)
 
 
 def dataset_entropy(p: Array, alpha: float = 1.0, preset: str = "paper") -> float:
