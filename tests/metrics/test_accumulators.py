@@ -7,6 +7,7 @@ from sftscope.metrics import curvature, prompt_entropy, sparsity
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.metrics.pooled import pooled_metrics
 from sftscope.results.rundir import rows_to_frame
+from tests.metrics.devices import DEVICES
 
 LAYERS, D = 3, 12
 LENGTHS = [1, 2, 5, 9, 14, 3, 7, 11, 6, 8]
@@ -19,7 +20,7 @@ def _samples(seed=0):
             for sid, t in zip(IDS, LENGTHS)}
 
 
-def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=0.0):
+def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=0.0, device="cpu"):
     """Pad a batch (left or right) the way a tokenizer would and feed every layer."""
     for layer in range(LAYERS):
         t_max = max(samples[s][layer].shape[0] for s in batch_ids)
@@ -29,7 +30,7 @@ def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=
             z = samples[sid][layer]
             sl = slice(0, z.shape[0]) if side == "right" else slice(t_max + 1 - z.shape[0], t_max + 1)
             hidden[b, sl], mask[b, sl] = z, True
-        acc.update(layer, hidden.to(dtype), mask, list(batch_ids))
+        acc.update(layer, hidden.to(dtype).to(device), mask.to(device), list(batch_ids))
 
 
 def _values(rows):
@@ -154,3 +155,69 @@ def test_subsets_low_precision_and_duplicates():
     assert all(math.isfinite(r.value) or r.metric == "condition_number" for r in rows)
     with pytest.raises(ValueError, match="twice"):
         _feed(acc, samples, IDS[:1])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_path_and_background_finishing_equal_the_synchronous_cpu_path(device):
+    samples = _samples()
+    reference = SideAccumulator(LAYERS)
+    _feed(reference, samples, IDS, side="left")
+    expected = _values(side_rows(reference, "base", "d"))
+    for asynchronous in (False, True):
+        acc = SideAccumulator(LAYERS, asynchronous=asynchronous)
+        for i in range(0, len(IDS), 3):
+            _feed(acc, samples, IDS[i:i + 3], side="left", device=device)
+        _assert_same(_values(side_rows(acc, "base", "d")), expected, rel=1e-9)
+        assert acc.pooled_matrix(0)[1].device.type == device  # the end-of-run math runs on that device
+
+
+def test_merged_states_equal_one_accumulator_that_saw_every_sample(tmp_path):
+    samples = _samples()
+    shifted = {sid: [z + 0.5 * (layer + 1) for layer, z in enumerate(zs)] for sid, zs in samples.items()}
+    single_base, single_sft = SideAccumulator(LAYERS), SideAccumulator(LAYERS)
+    _feed(single_base, samples, IDS)
+    _feed(single_sft, shifted, IDS)
+    shards = [IDS[0::3], IDS[1::3], IDS[2::3]]  # disjoint samples per "rank", any order
+    merged = {}
+    for name, data in (("base", samples), ("sft", shifted)):
+        parts = []
+        for shard in shards:
+            acc = SideAccumulator(LAYERS)
+            _feed(acc, data, shard[::-1], side="left")
+            parts.append(acc.state_dict())
+        torch.save(parts[2], tmp_path / "rank2.pt")  # a state survives a round trip through a file
+        parts[2] = torch.load(tmp_path / "rank2.pt", weights_only=True)
+        merged[name] = SideAccumulator.from_state_dict(parts[1])
+        for state in (parts[2], parts[0]):
+            merged[name].merge(state)
+    _assert_same(_values(side_rows(merged["base"], "base", "d")), _values(side_rows(single_base, "base", "d")),
+                 rel=1e-12)
+    _assert_same(_values(pair_rows(merged["base"], merged["sft"], "sft", "d")),
+                 _values(pair_rows(single_base, single_sft, "sft", "d")), rel=1e-12)
+
+
+def test_merge_refuses_overlapping_samples_and_other_settings():
+    samples = _samples()
+    a, b = SideAccumulator(LAYERS), SideAccumulator(LAYERS)
+    _feed(a, samples, IDS[:4])
+    _feed(b, samples, IDS[3:6])
+    with pytest.raises(ValueError, match="s03"):
+        a.merge(b)
+    with pytest.raises(ValueError, match="presets"):
+        a.merge(SideAccumulator(LAYERS, presets=["paper"]))
+    with pytest.raises(ValueError, match="format"):
+        a.merge({**b.state_dict(), "version": 99})
+
+
+def test_background_failure_is_raised_on_the_callers_thread(monkeypatch):
+    import sftscope.metrics.accumulators as module
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("kernel failed")
+    monkeypatch.setattr(module, "token_values", broken)
+    acc = SideAccumulator(LAYERS, asynchronous=True)
+    with pytest.raises(RuntimeError, match="kernel failed"):  # at the next update or at the flush
+        _feed(acc, _samples(), IDS[:3])
+        acc.flush()
+    with pytest.raises(RuntimeError, match="kernel failed"):  # sticky: the state is incomplete
+        side_rows(acc, "base", "d")

@@ -24,6 +24,7 @@ from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.models.loading import LoadedModel, check_pair, load_model, load_pair
 from sftscope.results.rundir import RunDir
+from sftscope.runtime import resolve_device
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row
 
 TABLE = "metrics"
@@ -126,8 +127,9 @@ def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[Prepared
         del loaded
         gc.collect()
     run.write_environment(cfg.seed, records)
+    device = resolve_device(cfg.load_options().device)  # the end-of-run math runs where the models ran
     for prepared in pending:
-        accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt") for r in refs}
+        accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt", device) for r in refs}
         diag = [Row(**d) for r in refs
                 for d in json.loads((spill / f"{r.name}--{prepared.name}.diag.json").read_text())]
         _finish_dataset(run, prepared, accs, diag, cfg)

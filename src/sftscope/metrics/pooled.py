@@ -13,7 +13,13 @@ from typing import NamedTuple
 import torch
 
 from sftscope.metrics.core import EPS64, PRESETS, Array, MetricUndefined, as_float64, check_preset
-from sftscope.metrics.entropy import dataset_entropy
+from sftscope.metrics.entropy import dataset_spectrum_entropy
+
+
+def _svdvals(p: torch.Tensor) -> torch.Tensor:
+    """Singular values of P [N, d], taken from the tall orientation (same values): LAPACK reduces a tall matrix
+    by QR first, which ran 1.8x faster than the wide case for N = 1000, d = 2048 (MKL, one thread)."""
+    return torch.linalg.svdvals(p if p.shape[0] >= p.shape[1] else p.T)
 
 
 class L2Norm(NamedTuple):
@@ -45,7 +51,7 @@ def effective_rank(p: Array, preset: str = "paper", normalized: bool = True) -> 
     p = as_float64(p, 2, "P")
     if preset == "canonical":
         p = p - p.mean(0, keepdim=True)
-    return _erank_from_sv(torch.linalg.svdvals(p), preset, tuple(p.shape), normalized)
+    return _erank_from_sv(_svdvals(p), preset, tuple(p.shape), normalized)
 
 
 def _rank_deficiency_from_sv(s: torch.Tensor, preset: str, shape: tuple[int, int]) -> float:
@@ -57,12 +63,12 @@ def rank_deficiency(p: Array, preset: str = "paper") -> float:
     """1 - rank(P) / min(N, d) for P [N, d] (paper: s > 0.01 s_max; canonical: numerical rank)."""
     check_preset(preset)
     p = as_float64(p, 2, "P")
-    return _rank_deficiency_from_sv(torch.linalg.svdvals(p), preset, tuple(p.shape))
+    return _rank_deficiency_from_sv(_svdvals(p), preset, tuple(p.shape))
 
 
 def spectral_norm(p: Array) -> float:
     """Largest singular value of P [N, d]."""
-    return float(torch.linalg.svdvals(as_float64(p, 2, "P")).max())
+    return float(_svdvals(as_float64(p, 2, "P")).max())
 
 
 def _condition_from_sv(s: torch.Tensor, preset: str, shape: tuple[int, int]) -> float:
@@ -77,7 +83,7 @@ def condition_number(p: Array, preset: str = "paper") -> float:
     """s_max / s_min of P [N, d] over its min(N, d) singular values (canonical: inf when singular)."""
     check_preset(preset)
     p = as_float64(p, 2, "P")
-    return _condition_from_sv(torch.linalg.svdvals(p), preset, tuple(p.shape))
+    return _condition_from_sv(_svdvals(p), preset, tuple(p.shape))
 
 
 def l2_norm(p: Array) -> L2Norm:
@@ -96,14 +102,15 @@ class PooledContext:
         self.p = as_float64(p, 2, "P")
         self.alpha = float(alpha)
         self.shape: tuple[int, int] = tuple(self.p.shape)
+        self.shared: dict = {}  # work shared by the presets of one metric (dataset entropy's Gram)
 
     @cached_property
     def s_raw(self) -> torch.Tensor:
-        return torch.linalg.svdvals(self.p)
+        return _svdvals(self.p)
 
     @cached_property
     def s_centred(self) -> torch.Tensor:
-        return torch.linalg.svdvals(self.p - self.p.mean(0, keepdim=True))
+        return _svdvals(self.p - self.p.mean(0, keepdim=True))
 
     @cached_property
     def row_norms(self) -> torch.Tensor:
@@ -146,7 +153,10 @@ def l2_norm_std_of(ctx: PooledContext, preset: str) -> float:
 
 
 def dataset_entropy_of(ctx: PooledContext, preset: str) -> float:
-    return dataset_entropy(ctx.p, ctx.alpha, preset)
+    n, d = ctx.shape
+    if n < 2 or d < 2:
+        raise MetricUndefined("needs at least 2 samples and 2 dimensions (log(min(N, d)) = 0)")
+    return dataset_spectrum_entropy(ctx.p, ctx.alpha, preset, ctx.shared)
 
 
 def pooled_metrics(p: Array, presets=PRESETS, alpha: float = 1.0) -> dict[tuple[str, str], float | MetricUndefined]:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from sftscope.metrics.core import Array, MetricUndefined, as_float64, check_preset
+from sftscope.metrics.core import PRESETS, Array, MetricUndefined, as_float64, check_preset
 
 
 class TokenBatch:
@@ -21,11 +21,13 @@ class TokenBatch:
     after; lengths [B] int64 on z's device. `cache` holds intermediates that several kernels share (a Gram,
     trajectory steps), so a batch is best used for one layer's kernels and then dropped."""
 
-    def __init__(self, z: torch.Tensor, lengths: torch.Tensor, alpha: float = 1.0, sparsity_threshold: float = 0.01):
+    def __init__(self, z: torch.Tensor, lengths: torch.Tensor, alpha: float = 1.0, sparsity_threshold: float = 0.01,
+                 presets=PRESETS):
         if z.dim() != 3 or lengths.shape != z.shape[:1]:
             raise ValueError(f"need z [B, T, d] and lengths [B], got {tuple(z.shape)} and {tuple(lengths.shape)}")
         self.z, self.lengths = z, lengths.to(device=z.device, dtype=torch.int64)
         self.alpha, self.sparsity_threshold = float(alpha), float(sparsity_threshold)
+        self.presets = tuple(presets)  # the presets kernels will be asked for (shared work is done for these)
         self.cache: dict = {}
 
     @property
@@ -33,10 +35,10 @@ class TokenBatch:
         return self.z.shape[2]
 
     @classmethod
-    def one(cls, z: Array, alpha: float = 1.0, sparsity_threshold: float = 0.01) -> "TokenBatch":
-        """A batch of one sample Z [T, d] (any dtype, numpy or torch)."""
+    def one(cls, z: Array, alpha: float = 1.0, sparsity_threshold: float = 0.01, presets=PRESETS) -> "TokenBatch":
+        """A batch of one sample Z [T, d] (any dtype, numpy or torch, on any device)."""
         z = as_float64(z, 2, "Z")
-        return cls(z[None], torch.tensor([z.shape[0]], device=z.device), alpha, sparsity_threshold)
+        return cls(z[None], torch.tensor([z.shape[0]], device=z.device), alpha, sparsity_threshold, presets)
 
     def token_mask(self) -> torch.Tensor:
         """[B, T] bool, True on valid tokens."""
@@ -52,7 +54,7 @@ def _steps(batch: TokenBatch):
         z = batch.z
         steps = z[:, 1:] - z[:, :-1]                                   # v_k, [B, T-1, d]
         norms = torch.linalg.vector_norm(steps, dim=-1)                # [B, T-1]
-        dots = (steps[:, :-1] * steps[:, 1:]).sum(-1)                  # v_k . v_{k+1}, [B, T-2]
+        dots = torch.linalg.vecdot(steps[:, :-1], steps[:, 1:])       # v_k . v_{k+1}, [B, T-2]
         batch.cache["steps"] = (norms, dots)
     return batch.cache["steps"]
 
@@ -88,10 +90,16 @@ def sparsity_kernel(batch: TokenBatch, preset: str = "paper") -> torch.Tensor:
     One formula for both presets."""
     z, lengths = batch.z, batch.lengths
     b, t, d = z.shape
-    magnitude = z.abs()
-    peak = magnitude.flatten(1).amax(1) if t > 0 else torch.zeros(b, dtype=z.dtype, device=z.device)  # pads are 0
-    small = (magnitude < (batch.sparsity_threshold * peak)[:, None, None]) & batch.token_mask()[:, :, None]
-    values = small.flatten(1).sum(1).to(torch.float64) / (lengths.clamp_min(1) * d).to(torch.float64)
+    if t > 0:
+        low, high = torch.aminmax(z.flatten(1), dim=1)
+        peak = torch.maximum(-low, high)  # max |z| of the sample (padding is 0)
+    else:
+        peak = torch.zeros(b, dtype=z.dtype, device=z.device)
+    threshold = batch.sparsity_threshold * peak
+    small = (z.abs() < threshold[:, None, None]).flatten(1).sum(1)
+    # padding entries are 0: they count as small exactly when the threshold is positive
+    small = small - torch.where(threshold > 0, (t - lengths) * d, torch.zeros_like(lengths))
+    values = small.to(torch.float64) / (lengths.clamp_min(1) * d).to(torch.float64)
     return torch.where(lengths >= 1, values, torch.full_like(values, float("nan")))
 
 
