@@ -55,13 +55,34 @@ RATES = {
     # trailing matrix per column: ~0.25 flop per byte at 2.4 TB/s. A batched solver can reach this; a loop of
     # one cuSOLVER call per matrix (torch's CUDA eigvalsh for n > 32) is latency-bound and far slower.
     "factor_flops": 0.25 * 0.50 * 4.8e12,
+    # blocked Householder QR: its trailing updates are matrix products; a quarter of the fp64 tensor-core peak
+    "qr_flops": 0.25 * 67e12,
 }
-CLASS_OF_RATE = {"gemm_flops": "GEMM fp64", "bytes": "memory-bound", "factor_flops": "eigvalsh/svdvals"}
+LAUNCH_US = 10.0  # host time per op (dispatch + kernel launch) on the accelerator path
+CLASS_OF_RATE = {"gemm_flops": "GEMM fp64", "bytes": "memory-bound", "factor_flops": "eigvalsh/svdvals",
+                 "qr_flops": "QR"}
 
 
 class OpCensus(TorchDispatchMode):
     """Count the work of every aten op run inside: GEMM FLOPs (torch's flop formulas), factorisation FLOPs
-    (eigvalsh 4/3 n^3, svdvals 4 m n^2 - 4/3 n^3, Golub & Van Loan), and bytes read + written by the rest."""
+    (eigvalsh 4/3 n^3, svdvals 4 m n^2 - 4/3 n^3, QR 2 m n^2 - 2/3 n^3; Golub & Van Loan), bytes read + written
+    by the rest, and the op count. The CPU's own route through NumPy / SciPy (invisible to torch's dispatcher) is
+    switched off while counting, so the census is that of the accelerator path."""
+
+    def __enter__(self):
+        try:
+            from sftscope.metrics import dense
+        except ImportError:  # versions without the CPU shortcut
+            dense = None
+        self._dense = dense
+        if dense is not None:
+            self._libraries, dense.CPU_LIBRARIES = dense.CPU_LIBRARIES, False
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        if self._dense is not None:
+            self._dense.CPU_LIBRARIES = self._libraries
+        return super().__exit__(*exc)
 
     GEMMS = ("mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul", "dot", "mv", "addmv")
 
@@ -91,7 +112,11 @@ class OpCensus(TorchDispatchMode):
         self.work["ops"] += 1
         name = func.overloadpacket.__name__
         packet = func.overloadpacket
-        if name in ("_linalg_eigh", "linalg_eigh", "_linalg_svd", "linalg_svd"):
+        if name in ("linalg_qr", "geqrf"):
+            a = args[0]
+            m, n = max(a.shape[-2:]), min(a.shape[-2:])
+            self.work["qr_flops"] += (2.0 * m * n * n - 2.0 / 3.0 * n ** 3) * (a.numel() // max(m * n, 1))
+        elif name in ("_linalg_eigh", "linalg_eigh", "_linalg_svd", "linalg_svd"):
             a = args[0]
             if "eigh" in name:
                 n = a.shape[-1]
@@ -348,7 +373,10 @@ def project(per_length: dict, end: dict, batch: int, num_layers: int) -> None:
         ratio = (run_fwd + run_tok + run_pool + end_s) / run_fwd
         print(f"T={t}: per batch of {batch}: forward {fwd * 1e3:.1f} ms; token-level metrics "
               + ", ".join(f"{CLASS_OF_RATE[k]} {v * 1e3:.1f} ms" for k, v in tok.items())
-              + f"; pooled-only {sum(pool.values()) * 1e3:.2f} ms")
+              + f"; pooled-only {sum(pool.values()) * 1e3:.2f} ms; host launches at {LAUNCH_US:.0f} us per op: "
+              f"token-level {r['census_tok']['ops'] * LAUNCH_US / 1e3:.1f} ms, pooled-only "
+              f"{r['census_pool']['ops'] * LAUNCH_US / 1e3:.1f} ms (asynchronous: hidden while below the "
+              f"forward's device time)")
         print(f"T={t}: default run: forward {run_fwd:.1f} s, token-level metrics {run_tok:.1f} s, pooled updates "
               f"{run_pool:.2f} s, end of run {end_s:.2f} s -> PROJECTED H200 analyze / bare forward = {ratio:.2f} "
               f"(no overlap credited; factorisations 10x slower: "

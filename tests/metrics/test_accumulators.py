@@ -1,7 +1,10 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sftscope.metrics import curvature, prompt_entropy, sparsity
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
@@ -221,3 +224,52 @@ def test_background_failure_is_raised_on_the_callers_thread(monkeypatch):
         acc.flush()
     with pytest.raises(RuntimeError, match="kernel failed"):  # sticky: the state is incomplete
         side_rows(acc, "base", "d")
+
+
+class _HostReads(TorchDispatchMode):
+    """Records ops that read a tensor's value on the host (they wait for an accelerator); thread-local."""
+
+    READS = ("_local_scalar_dense", "equal", "is_nonzero")
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.READS:
+            self.seen.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_update_never_waits_for_the_device_when_finishing_in_the_background():
+    """What `update` runs on the caller's thread (the forward pass's) reads no tensor value, so on an
+    accelerator it never synchronises; the background thread does the reading (checked with the CPU)."""
+    samples = _samples()
+    acc = SideAccumulator(LAYERS, asynchronous=True)
+    watch = _HostReads()
+    with watch:
+        _feed(acc, samples, IDS[:5], side="left", pad_value=float("nan"))
+        samples["s07"][2][1, 1] = float("inf")
+        _feed(acc, samples, IDS[5:])
+    assert watch.seen == []
+    reference = SideAccumulator(LAYERS)
+    _feed(reference, samples, IDS[:5], side="left", pad_value=float("nan"))
+    _feed(reference, samples, IDS[5:])
+    _assert_same(_values(side_rows(acc, "base", "d")), _values(side_rows(reference, "base", "d")), rel=1e-12)
+
+
+def test_sparsity_of_float32_states_counts_exactly_at_the_threshold():
+    """The accumulator compares float32 states in float32 against the float64 threshold's float32 ceiling:
+    values one float32 step either side of 1% of the peak (not representable in float32) land where the
+    float64 comparison puts them."""
+    peak = 3.0
+    cut = 0.01 * peak  # 0.03 in float64
+    nearest = np.float32(cut)
+    below = nearest if float(nearest) < cut else np.nextafter(nearest, np.float32(0))  # largest float32 under cut
+    above = np.nextafter(below, np.float32(1))                                # smallest float32 over it
+    assert float(below) < cut < float(above)
+    z = torch.tensor([[peak, below, -below, above, -above, 0.0, cut, 1.0]], dtype=torch.float32)
+    acc = SideAccumulator(1, presets=["paper"])
+    acc.update(0, z[None], torch.ones(1, 1, dtype=torch.bool), ["a"])
+    expected = float((np.abs(z.double().numpy()) < cut).mean())
+    assert acc.token_values[0][("sparsity", "")]["a"] == expected == sparsity(z.double())

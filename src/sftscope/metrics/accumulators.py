@@ -23,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter, defaultdict
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import torch
 
 from sftscope.metrics.core import PRESETS, MetricUndefined, check_preset
+from sftscope.metrics.dense import cpu_threads
 from sftscope.metrics.pooled import pooled_metrics
 from sftscope.metrics.registry import METRICS, token_keys, token_values
 from sftscope.metrics.token import TokenBatch
@@ -52,12 +53,13 @@ def _index(positions: list[int], device: torch.device) -> torch.Tensor:
     return torch.tensor(positions, dtype=torch.int64).to(device, non_blocking=True)
 
 
-def _valid_first(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _valid_first(hidden: torch.Tensor, mask: torch.Tensor, eager: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Each sample's valid tokens moved to the front in order (left, right or holey padding alike), zeros after:
-    [B, T, d], [B, T] -> [B, T', d], lengths [B]. On the CPU the padded length is cut to the longest sample; on
-    an accelerator the shape is kept, as finding the longest sample would wait for the device."""
+    [B, T, d], [B, T] -> [B, T', d], lengths [B]. `eager` (CPU, finished at once): the padded length is cut to
+    the longest sample and aligned batches are not gathered; otherwise the shape is kept, as finding the
+    longest sample would wait for the device."""
     lengths = mask.sum(1)
-    if hidden.device.type == "cpu":
+    if eager:
         t_max = int(lengths.max()) if lengths.numel() else 0
         front = torch.arange(mask.shape[1])[None, :] < lengths[:, None]
         if not torch.equal(front, mask):
@@ -66,19 +68,6 @@ def _valid_first(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor
         return hidden[:, :t_max], lengths
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
     return torch.gather(hidden, 1, order[:, :, None].expand(-1, -1, hidden.shape[2])), lengths
-
-
-@contextmanager
-def _threads(count: int):
-    """Limit torch's intra-op threads while ingesting on the CPU: the per-layer decompositions (a few hundred
-    rows) and the memory-bound passes ran up to 10x slower with a thread pool than on one thread, worse on
-    shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -150,7 +139,9 @@ class SideAccumulator:
         token_ids / pooled_ids: the samples of the token-level / pooled metrics (None = every sample).
         alpha: matrix-entropy order; sparsity_threshold: sparsity's fraction of the sample's max |z|.
         pooled_dtype: dtype of the kept pooled rows (float32 halves memory; float64 keeps every digit).
-        threads: torch intra-op threads while ingesting on the CPU (None = leave torch's setting).
+        threads: torch and NumPy/SciPy BLAS threads while ingesting on the CPU (None = leave them); 1 by default,
+            as the per-layer decompositions and memory-bound passes ran up to 10x slower with thread pools on
+            shared cores.
         asynchronous: finish layers on a background thread (None = when the hidden states are on CUDA).
         queue_depth: staged layers allowed to wait for the background thread before update() blocks.
     """
@@ -242,10 +233,10 @@ class SideAccumulator:
             self.device = hidden.device
         on_cpu = hidden.device.type == "cpu"
         asynchronous = (not on_cpu) if self.asynchronous is None else self.asynchronous
-        limit = _threads(self.threads) if on_cpu and self.threads is not None and not asynchronous else nullcontext()
+        limit = cpu_threads(self.threads) if on_cpu and not asynchronous else nullcontext()
         with limit:
             staged = self._stage(layer, hidden, mask, [sample_ids[i] for i in keep], keep,
-                                 [want_token[i] for i in keep], [want_pooled[i] for i in keep])
+                                 [want_token[i] for i in keep], [want_pooled[i] for i in keep], asynchronous)
             if asynchronous:
                 self._finisher.submit(staged)
             else:
@@ -253,39 +244,54 @@ class SideAccumulator:
                 self._finish(staged)
 
     @torch.no_grad()
-    def _stage(self, layer, hidden, mask, ids, keep, want_token, want_pooled) -> _Staged:
+    def _stage(self, layer, hidden, mask, ids, keep, want_token, want_pooled, asynchronous) -> _Staged:
         device = hidden.device
+        # eager: on the CPU and finished at once, where reading a value costs nothing; otherwise nothing here may
+        # wait for the device (no .item(), no bool() of a tensor): decisions that need values wait for _finish
+        eager = device.type == "cpu" and not asynchronous
         m = mask.detach().to(device, non_blocking=True).bool()
         h = hidden.detach()
         if len(keep) < h.shape[0]:
             index = _index(keep, device)
             h, m = h.index_select(0, index), m.index_select(0, index)
-        if not (device.type == "cpu" and bool(m.all())):
-            # padding may hold anything, even NaN: zero it (in the model's dtype, exactly) so sums and Grams ignore it
+        if not (eager and bool(m.all())):
+            # padding may hold anything, even NaN: zero it (in the model's dtype, exactly) so sums and Grams ignore
+            # it; this copy also keeps what is finished later independent of the model reusing its buffers
             h = torch.where(m[:, :, None], h, torch.zeros((), dtype=h.dtype, device=device))
         lengths = m.sum(1)
-        # upcast before any reduction; non-finite exactly when some valid entry is (float64 cannot overflow here)
-        sums = h.sum(1, dtype=torch.float64)
+        token_rows = [j for j, want in enumerate(want_token) if want]
+        every = len(token_rows) == len(ids)
+        z = narrow = index = None
+        if token_rows:
+            index = None if every else _index(token_rows, device)
+            narrow, tok_lengths = _valid_first(h if every else h.index_select(0, index),
+                                               m if every else m.index_select(0, index), eager)
+            z = narrow.to(torch.float64)
+        # upcast before any reduction; non-finite exactly when some valid entry is (float64 cannot overflow here).
+        # On the CPU an explicit upcast then a sum ran 3x faster than a sum with dtype (and gives the same bits; the
+        # token rows' zeros moved to the end change no partial sum); an accelerator sums without the float64 copy.
+        if device.type != "cpu":
+            sums = h.sum(1, dtype=torch.float64)
+        else:
+            sums = z.sum(1) if every else h.to(torch.float64).sum(1)
         finite = torch.isfinite(sums).all(1)
         bad = None
-        if not (device.type == "cpu" and bool(finite.all())):
+        if not (eager and bool(finite.all())):
             bad = (~torch.isfinite(h)).sum((1, 2))
         rows = sums / lengths.clamp_min(1)[:, None].to(torch.float64)
-        token_rows = [j for j, want in enumerate(want_token) if want]
         tokens = None
         if token_rows:
-            every = len(token_rows) == len(ids)
-            index = None if every else _index(token_rows, device)
-            th, tm = (h, m) if every else (h.index_select(0, index), m.index_select(0, index))
-            z, tok_lengths = _valid_first(th, tm)
-            z = z.to(torch.float64)
             tok_finite = finite if every else finite.index_select(0, index)
-            if bad is not None:  # non-finite samples are left out; zeros keep the batched kernels finite
-                z = torch.where(tok_finite[:, None, None], z, torch.zeros((), dtype=z.dtype, device=device))
-            tokens = TokenBatch(z, tok_lengths, self.alpha, self.sparsity_threshold, self.presets)
-            # the float64 sums of the valid rows are already here: kernels reuse them
             tok_sums = sums if every else sums.index_select(0, index)
-            tokens.cache["sums"] = tok_sums if bad is None else torch.where(tok_finite[:, None], tok_sums, 0.0)
+            if bad is not None:  # non-finite samples are left out; zeros keep the batched kernels finite
+                keep_rows = tok_finite[:, None, None]
+                z = torch.where(keep_rows, z, torch.zeros((), dtype=z.dtype, device=device))
+                narrow = torch.where(keep_rows, narrow, torch.zeros((), dtype=narrow.dtype, device=device))
+                tok_sums = torch.where(tok_finite[:, None], tok_sums, 0.0)
+            tokens = TokenBatch(z, tok_lengths, self.alpha, self.sparsity_threshold, self.presets)
+            tokens.cache["sums"] = tok_sums  # the float64 sums of the valid rows: kernels reuse them
+            if narrow.dtype == torch.float32:  # exact copy at half the bytes: sparsity's comparisons read it
+                tokens.cache["narrow"] = narrow
         return _Staged(layer, ids, want_token, want_pooled, rows, lengths, finite, bad, tokens, token_rows)
 
     @torch.no_grad()
@@ -357,7 +363,9 @@ class SideAccumulator:
                 ids, rows = [ids[i] for i in order], rows.index_select(0, _index(order, rows.device))
             self._chunks[layer] = [(ids, rows)] if ids else []
             pooled.append((ids, rows))
-            metrics = pooled_metrics(rows, self.presets, self.alpha) if ids else {}
+            # NumPy/SciPy's BLAS follows torch's thread setting (its own default is every core)
+            with cpu_threads(torch.get_num_threads()) if rows.device.type == "cpu" else nullcontext():
+                metrics = pooled_metrics(rows, self.presets, self.alpha) if ids else {}
             values.append({k: (v.reason if isinstance(v, MetricUndefined) else v) for k, v in metrics.items()})
         self._pooled, self._pooled_values = pooled, values
 

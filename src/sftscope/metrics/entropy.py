@@ -3,7 +3,7 @@
 The spectrum of Z Z^T (T x T) equals that of Z^T Z (d x d) plus zeros, so the smaller matrix is decomposed and
 the zeros are put back; a ridge on the identity shifts every eigenvalue, so it is added after that. Prompt
 entropy runs batched on the hidden states' device: one Gram per sample for both presets, one eigvalsh call
-for every sample and preset of a layer (samples padded to the batch's length with eigenvalue -1).
+per preset for every sample of a layer (samples padded to the batch's length with eigenvalue -1).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import torch
 
 from sftscope.metrics.core import EPS64, PRESETS, Array, MetricUndefined, as_float64, check_preset, row_normalize
+from sftscope.metrics.dense import batched_gram, eigvalsh
 from sftscope.metrics.token import TokenBatch, one_sample
 
 
@@ -46,29 +47,10 @@ def _normalizer(count: torch.Tensor, d: int) -> torch.Tensor:
     return torch.log(torch.clamp(count, max=d).to(torch.float64))
 
 
-GRAM_BLOCK = 128  # row block of the CPU Gram: only blocks on or above the diagonal are multiplied
-
-
-def batched_gram(z: torch.Tensor) -> torch.Tensor:
-    """Z Z^T for z [B, T, d] -> [B, T, T]. On the CPU only the row blocks on and above the diagonal are
-    multiplied (a (T/block + 1) / (2 T/block) share of the FLOPs, 5/8 at T = 512) and mirrored; accelerators
-    run one batched product."""
-    b, t, _ = z.shape
-    if z.device.type != "cpu" or t <= 2 * GRAM_BLOCK:
-        return torch.bmm(z, z.transpose(1, 2))
-    gram = torch.empty(b, t, t, dtype=z.dtype)
-    for start in range(0, t, GRAM_BLOCK):
-        stop = min(start + GRAM_BLOCK, t)
-        block = torch.bmm(z[:, start:stop], z[:, start:].transpose(1, 2))     # [B, block, T - start]
-        gram[:, start:stop, start:] = block
-        gram[:, start:, start:stop] = block.transpose(1, 2)
-    return gram
-
-
 def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Gram spectra of every sample of a batch for each preset in `batch.presets`: preset -> (lam [B, W],
     valid [B, W]), sample i's T_i eigenvalues in the last T_i columns. One Gram per sample serves both presets
-    and one batched eigvalsh per layer serves every sample and preset (cached in the batch)."""
+    and one batched eigvalsh per preset serves every sample of the layer (cached in the batch)."""
     if "spectra" in batch.cache:
         return batch.cache["spectra"]
     z, lengths, mask = batch.z, batch.lengths, batch.token_mask()
@@ -101,12 +83,12 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             zero = diag <= 16 * EPS64 * (raw + c[:, None])  # centred norm at rounding level of the raw one
             inv = torch.where(zero, torch.zeros_like(diag), torch.rsqrt(torch.where(zero, torch.ones_like(diag), diag)))
             mats.append(centred * inv[:, :, None] * inv[:, None, :])
-        stacked = torch.stack(mats)                                               # [P, B, T, T]
         # padding rows get eigenvalue -1, below every eigenvalue of the (PSD) valid block: after the ascending
         # sort the sample's eigenvalues are exactly the last T_i
         pad = torch.where(mask, torch.zeros_like(norms), torch.full_like(norms, -1.0))
-        stacked.diagonal(dim1=-2, dim2=-1).add_(pad)
-        lams = torch.linalg.eigvalsh(stacked)                                     # [P, B, T]
+        for mat in mats:
+            mat.diagonal(dim1=-2, dim2=-1).add_(pad)
+        lams = [eigvalsh(mat) for mat in mats]                                    # one call per preset, [B, T]
     else:  # more tokens than dimensions: the d x d covariances have the same nonzero spectrum
         zn = z / (norms + 1e-10)[..., None]
         mats = []
@@ -117,9 +99,9 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             nc = torch.linalg.vector_norm(zc, dim=-1, keepdim=True)
             zcn = torch.where(nc > 0, zc / torch.where(nc > 0, nc, torch.ones_like(nc)), torch.zeros_like(zc))
             mats.append(torch.bmm(zcn.transpose(1, 2), zcn))
-        eig = torch.linalg.eigvalsh(torch.stack(mats))                            # [P, B, d] ascending
         # sample i's Gram spectrum: its top min(T_i, d) covariance eigenvalues and T_i - d exact zeros
-        lams = torch.cat([torch.zeros(*eig.shape[:2], t - d, dtype=eig.dtype, device=eig.device), eig], dim=-1)
+        zeros = torch.zeros(b, t - d, dtype=z.dtype, device=z.device)
+        lams = [torch.cat([zeros, eigvalsh(mat)], dim=-1) for mat in mats]       # ascending, [B, T]
     out = {}
     for preset, lam in zip(presets, lams):
         if preset == "paper":  # scale after the decomposition: the unit-diagonal matrix decomposes fastest

@@ -105,12 +105,25 @@ class PooledContext:
         self.shared: dict = {}  # work shared by the presets of one metric (dataset entropy's Gram)
 
     @cached_property
+    def _reduced(self) -> torch.Tensor | None:
+        """For N < d: R^T [N, N] with P = R^T Q^T (QR of P^T, Q with orthonormal columns), so P and R^T have
+        the same singular values and so have centred P and column-centred R^T (centring acts on the left).
+        One QR (mostly matrix products) then replaces the reduction of two N x d matrices; None for N >= d."""
+        n, d = self.shape
+        if n >= d:
+            return None
+        return torch.linalg.qr(self.p.T, mode="r")[1].T
+
+    @cached_property
     def s_raw(self) -> torch.Tensor:
-        return _svdvals(self.p)
+        reduced = self._reduced
+        return _svdvals(self.p) if reduced is None else torch.linalg.svdvals(reduced)
 
     @cached_property
     def s_centred(self) -> torch.Tensor:
-        return _svdvals(self.p - self.p.mean(0, keepdim=True))
+        reduced = self._reduced
+        base = self.p if reduced is None else reduced
+        return _svdvals(base - base.mean(0, keepdim=True))
 
     @cached_property
     def row_norms(self) -> torch.Tensor:

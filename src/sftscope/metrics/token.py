@@ -87,16 +87,24 @@ def curvature_reason(length: int, d: int, value: float) -> str | None:
 
 def sparsity_kernel(batch: TokenBatch, preset: str = "paper") -> torch.Tensor:
     """Fraction of entries with |z| < threshold * max|Z| per sample -> [B] (NaN for a sample without tokens).
-    One formula for both presets."""
+    One formula for both presets. Reads the batch's float32 copy (cache "narrow", the same values) when there is
+    one, comparing against the float32 ceiling of the float64 threshold: for float32 values |z| < ceil32(t) holds
+    exactly when |z| < t."""
     z, lengths = batch.z, batch.lengths
-    b, t, d = z.shape
+    x = batch.cache.get("narrow", z)
+    b, t, d = x.shape
     if t > 0:
-        low, high = torch.aminmax(z.flatten(1), dim=1)
-        peak = torch.maximum(-low, high)  # max |z| of the sample (padding is 0)
+        low, high = torch.aminmax(x.flatten(1), dim=1)
+        peak = torch.maximum(-low, high).to(torch.float64)  # max |z| of the sample (padding is 0)
     else:
-        peak = torch.zeros(b, dtype=z.dtype, device=z.device)
+        peak = torch.zeros(b, dtype=torch.float64, device=z.device)
     threshold = batch.sparsity_threshold * peak
-    small = (z.abs() < threshold[:, None, None]).flatten(1).sum(1)
+    bound = threshold
+    if x.dtype != torch.float64:
+        bound = threshold.to(x.dtype)
+        bound = torch.where(bound.to(torch.float64) < threshold, torch.nextafter(bound, torch.full_like(bound, math.inf)),
+                            bound)
+    small = (x.abs() < bound[:, None, None]).flatten(1).sum(1)
     # padding entries are 0: they count as small exactly when the threshold is positive
     small = small - torch.where(threshold > 0, (t - lengths) * d, torch.zeros_like(lengths))
     values = small.to(torch.float64) / (lengths.clamp_min(1) * d).to(torch.float64)
