@@ -57,6 +57,25 @@ def resolve_dtype(dtype: str | None, device: str, checkpoint_dtype: torch.dtype 
     return _DTYPES[dtype]
 
 
+def synchronize(device: str | torch.device) -> None:
+    """Wait until the work queued on `device` is done (a no-op on the CPU); for timing and tests."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: str | torch.device) -> None:
+    """Start a new peak-memory window on `device` (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: str | torch.device) -> int | None:
+    """Bytes of accelerator memory allocated at the peak since the last reset; None on the CPU."""
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return None
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 

@@ -1,12 +1,16 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sftscope.metrics import curvature, prompt_entropy, sparsity
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.metrics.pooled import pooled_metrics
 from sftscope.results.rundir import rows_to_frame
+from tests.metrics.devices import DEVICES
 
 LAYERS, D = 3, 12
 LENGTHS = [1, 2, 5, 9, 14, 3, 7, 11, 6, 8]
@@ -19,7 +23,7 @@ def _samples(seed=0):
             for sid, t in zip(IDS, LENGTHS)}
 
 
-def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=0.0):
+def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=0.0, device="cpu"):
     """Pad a batch (left or right) the way a tokenizer would and feed every layer."""
     for layer in range(LAYERS):
         t_max = max(samples[s][layer].shape[0] for s in batch_ids)
@@ -29,7 +33,7 @@ def _feed(acc, samples, batch_ids, side="right", dtype=torch.float32, pad_value=
             z = samples[sid][layer]
             sl = slice(0, z.shape[0]) if side == "right" else slice(t_max + 1 - z.shape[0], t_max + 1)
             hidden[b, sl], mask[b, sl] = z, True
-        acc.update(layer, hidden.to(dtype), mask, list(batch_ids))
+        acc.update(layer, hidden.to(dtype).to(device), mask.to(device), list(batch_ids))
 
 
 def _values(rows):
@@ -154,3 +158,118 @@ def test_subsets_low_precision_and_duplicates():
     assert all(math.isfinite(r.value) or r.metric == "condition_number" for r in rows)
     with pytest.raises(ValueError, match="twice"):
         _feed(acc, samples, IDS[:1])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_path_and_background_finishing_equal_the_synchronous_cpu_path(device):
+    samples = _samples()
+    reference = SideAccumulator(LAYERS)
+    _feed(reference, samples, IDS, side="left")
+    expected = _values(side_rows(reference, "base", "d"))
+    for asynchronous in (False, True):
+        acc = SideAccumulator(LAYERS, asynchronous=asynchronous)
+        for i in range(0, len(IDS), 3):
+            _feed(acc, samples, IDS[i:i + 3], side="left", device=device)
+        _assert_same(_values(side_rows(acc, "base", "d")), expected, rel=1e-9)
+        assert acc.pooled_matrix(0)[1].device.type == device  # the end-of-run math runs on that device
+
+
+def test_merged_states_equal_one_accumulator_that_saw_every_sample(tmp_path):
+    samples = _samples()
+    shifted = {sid: [z + 0.5 * (layer + 1) for layer, z in enumerate(zs)] for sid, zs in samples.items()}
+    single_base, single_sft = SideAccumulator(LAYERS), SideAccumulator(LAYERS)
+    _feed(single_base, samples, IDS)
+    _feed(single_sft, shifted, IDS)
+    shards = [IDS[0::3], IDS[1::3], IDS[2::3]]  # disjoint samples per "rank", any order
+    merged = {}
+    for name, data in (("base", samples), ("sft", shifted)):
+        parts = []
+        for shard in shards:
+            acc = SideAccumulator(LAYERS)
+            _feed(acc, data, shard[::-1], side="left")
+            parts.append(acc.state_dict())
+        torch.save(parts[2], tmp_path / "rank2.pt")  # a state survives a round trip through a file
+        parts[2] = torch.load(tmp_path / "rank2.pt", weights_only=True)
+        merged[name] = SideAccumulator.from_state_dict(parts[1])
+        for state in (parts[2], parts[0]):
+            merged[name].merge(state)
+    _assert_same(_values(side_rows(merged["base"], "base", "d")), _values(side_rows(single_base, "base", "d")),
+                 rel=1e-12)
+    _assert_same(_values(pair_rows(merged["base"], merged["sft"], "sft", "d")),
+                 _values(pair_rows(single_base, single_sft, "sft", "d")), rel=1e-12)
+
+
+def test_merge_refuses_overlapping_samples_and_other_settings():
+    samples = _samples()
+    a, b = SideAccumulator(LAYERS), SideAccumulator(LAYERS)
+    _feed(a, samples, IDS[:4])
+    _feed(b, samples, IDS[3:6])
+    with pytest.raises(ValueError, match="s03"):
+        a.merge(b)
+    with pytest.raises(ValueError, match="presets"):
+        a.merge(SideAccumulator(LAYERS, presets=["paper"]))
+    with pytest.raises(ValueError, match="format"):
+        a.merge({**b.state_dict(), "version": 99})
+
+
+def test_background_failure_is_raised_on_the_callers_thread(monkeypatch):
+    import sftscope.metrics.accumulators as module
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("kernel failed")
+    monkeypatch.setattr(module, "token_values", broken)
+    acc = SideAccumulator(LAYERS, asynchronous=True)
+    with pytest.raises(RuntimeError, match="kernel failed"):  # at the next update or at the flush
+        _feed(acc, _samples(), IDS[:3])
+        acc.flush()
+    with pytest.raises(RuntimeError, match="kernel failed"):  # sticky: the state is incomplete
+        side_rows(acc, "base", "d")
+
+
+class _HostReads(TorchDispatchMode):
+    """Records ops that read a tensor's value on the host (they wait for an accelerator); thread-local."""
+
+    READS = ("_local_scalar_dense", "equal", "is_nonzero")
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.READS:
+            self.seen.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_update_never_waits_for_the_device_when_finishing_in_the_background():
+    """What `update` runs on the caller's thread (the forward pass's) reads no tensor value, so on an
+    accelerator it never synchronises; the background thread does the reading (checked with the CPU)."""
+    samples = _samples()
+    acc = SideAccumulator(LAYERS, asynchronous=True)
+    watch = _HostReads()
+    with watch:
+        _feed(acc, samples, IDS[:5], side="left", pad_value=float("nan"))
+        samples["s07"][2][1, 1] = float("inf")
+        _feed(acc, samples, IDS[5:])
+    assert watch.seen == []
+    reference = SideAccumulator(LAYERS)
+    _feed(reference, samples, IDS[:5], side="left", pad_value=float("nan"))
+    _feed(reference, samples, IDS[5:])
+    _assert_same(_values(side_rows(acc, "base", "d")), _values(side_rows(reference, "base", "d")), rel=1e-12)
+
+
+def test_sparsity_of_float32_states_counts_exactly_at_the_threshold():
+    """The accumulator compares float32 states in float32 against the float64 threshold's float32 ceiling:
+    values one float32 step either side of 1% of the peak (not representable in float32) land where the
+    float64 comparison puts them."""
+    peak = 3.0
+    cut = 0.01 * peak  # 0.03 in float64
+    nearest = np.float32(cut)
+    below = nearest if float(nearest) < cut else np.nextafter(nearest, np.float32(0))  # largest float32 under cut
+    above = np.nextafter(below, np.float32(1))                                # smallest float32 over it
+    assert float(below) < cut < float(above)
+    z = torch.tensor([[peak, below, -below, above, -above, 0.0, cut, 1.0]], dtype=torch.float32)
+    acc = SideAccumulator(1, presets=["paper"])
+    acc.update(0, z[None], torch.ones(1, 1, dtype=torch.bool), ["a"])
+    expected = float((np.abs(z.double().numpy()) < cut).mean())
+    assert acc.token_values[0][("sparsity", "")]["a"] == expected == sparsity(z.double())

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from sftscope.metrics import MetricUndefined, cka, cka_debiased, cosine_similarity, mean_shift, relative_mean_shift
 from tests.metrics import reference as ref
+from tests.metrics.devices import DEVICES
 
 RNG = np.random.default_rng(3)
 
@@ -61,3 +63,12 @@ def test_cosine_and_mean_shift_closed_forms():
     assert mean_shift(x, x) == 0.0
     with pytest.raises(MetricUndefined):
         relative_mean_shift(np.array([[1.0, 2.0], [-1.0, -2.0]]), np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pair_oracle_holds_on_every_device(device):
+    x = RNG.normal(size=(12, 40))
+    y = x @ RNG.normal(size=(40, 40)) + RNG.normal(size=(12, 40))
+    tx, ty = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+    assert cka(tx, ty) == pytest.approx(ref.cka_biased(x, y), rel=1e-9)
+    assert mean_shift(tx, ty) == pytest.approx(np.linalg.norm(y.mean(0) - x.mean(0)), rel=1e-12)

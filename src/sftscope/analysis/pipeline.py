@@ -26,6 +26,7 @@ from sftscope.models.loading import LoadedModel, load_model, load_pair, load_tok
 from sftscope.preflight import check_max_length, check_models, check_output_dir, check_samples
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row, Tables
+from sftscope.runtime import resolve_device
 
 TABLE = Tables.METRICS
 MIN_TOKENS = 2  # a one-token sample has no token-level structure to measure
@@ -127,8 +128,9 @@ def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[Prepared
         del loaded
         gc.collect()
     run.write_environment(cfg.seed, records)
+    device = resolve_device(cfg.load_options().device)  # the end-of-run math runs where the models ran
     for prepared in pending:
-        accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt") for r in refs}
+        accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt", device) for r in refs}
         diag = [Row(**d) for r in refs
                 for d in json.loads((spill / f"{r.name}--{prepared.name}.diag.json").read_text())]
         _finish_dataset(run, prepared, accs, diag, cfg)

@@ -1,4 +1,4 @@
-"""Shared pieces of the metric families: presets, the 'undefined' signal, float64 host conversion."""
+"""Shared pieces of the metric families: presets, the 'undefined' signal, float64 conversion on any device."""
 
 from __future__ import annotations
 
@@ -27,11 +27,16 @@ def check_preset(preset: str) -> str:
 
 
 def as_float64(x: Array, ndim: int = 2, name: str = "input") -> torch.Tensor:
-    """Any tensor/array -> detached float64 CPU tensor (upcast before any reduction: bf16 sums lose digits)."""
+    """Any tensor/array -> detached float64 tensor on the tensor's own device (numpy: CPU); upcast before any
+    reduction: bf16 sums lose digits.
+
+    Raises:
+        ValueError: x does not have `ndim` dimensions.
+    """
     t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x.detach()
     if t.dim() != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
-    return t.to(device="cpu").to(torch.float64)
+    return t.to(torch.float64)
 
 
 def row_normalize(x: torch.Tensor, eps: float | None) -> torch.Tensor:

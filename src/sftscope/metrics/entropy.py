@@ -1,7 +1,9 @@
 """Matrix entropy of Gram spectra: prompt entropy (one sample's tokens) and dataset entropy (pooled samples).
 
 The spectrum of Z Z^T (T x T) equals that of Z^T Z (d x d) plus zeros, so the smaller matrix is decomposed and
-the zeros are put back; a ridge on the identity shifts every eigenvalue, so it is added after that.
+the zeros are put back; a ridge on the identity shifts every eigenvalue, so it is added after that. Prompt
+entropy runs batched on the hidden states' device: one Gram per sample for both presets, one eigvalsh call
+per preset for every sample of a layer (samples padded to the batch's length with eigenvalue -1).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import math
 
 import torch
 
-from sftscope.metrics.core import EPS64, Array, MetricUndefined, as_float64, check_preset, row_normalize
+from sftscope.metrics.core import EPS64, PRESETS, Array, MetricUndefined, as_float64, check_preset, row_normalize
+from sftscope.metrics.dense import batched_gram, eigvalsh
+from sftscope.metrics.token import TokenBatch, one_sample
 
 
 def spectrum_entropy(lam: torch.Tensor, valid: torch.Tensor, alpha: float, preset: str) -> torch.Tensor:
@@ -39,84 +43,139 @@ def spectrum_entropy(lam: torch.Tensor, valid: torch.Tensor, alpha: float, prese
     return torch.where(total.squeeze(-1) > 0, h, torch.full_like(h, float("nan")))
 
 
-def gram_spectrum(zn: torch.Tensor, lengths: torch.Tensor, scale: float, ridge: float):
-    """Eigenvalues of scale * Zn_i Zn_i^T + ridge * I_{T_i} per sample (zn: [B, T, d], rows >= T_i ignored).
-
-    Returns (lam [B, max T_i], valid [B, max T_i]); row i holds T_i valid eigenvalues. Each sample is decomposed
-    at its own size, min(T_i, d): padding to the batch's longest sample would cost (T / T_i)^3 more.
-    """
-    b, _, d = zn.shape
-    width = int(lengths.max()) if b else 0
-    lam = torch.zeros(b, width, dtype=zn.dtype)
-    valid = torch.arange(width)[None, :] < lengths[:, None]
-    for i in range(b):
-        n = int(lengths[i])
-        if n == 0:
-            continue
-        x = zn[i, :n]
-        if n <= d:
-            lam[i, :n] = torch.linalg.eigvalsh(torch.matmul(x, x.T))
-        else:  # d eigenvalues of the covariance, the other n - d eigenvalues of the Gram are exactly zero
-            lam[i, n - d:n] = torch.linalg.eigvalsh(torch.matmul(x.T, x))
-    # scale after the decomposition: LAPACK's eigvalsh ran ~50x slower on the 1/d-scaled matrix (unit diagonal is fast)
-    return torch.where(valid, lam * scale + ridge, lam), valid
-
-
 def _normalizer(count: torch.Tensor, d: int) -> torch.Tensor:
     return torch.log(torch.clamp(count, max=d).to(torch.float64))
 
 
-def prompt_entropy_batch(z: torch.Tensor, lengths: torch.Tensor, alpha: float = 1.0, preset: str = "paper"):
-    """Prompt entropy of each sample (z: [B, T, d] float64, valid tokens first, zeros after) -> (values [B], reasons)."""
+def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Gram spectra of every sample of a batch for each preset in `batch.presets`: preset -> (lam [B, W],
+    valid [B, W]), sample i's T_i eigenvalues in the last T_i columns. One Gram per sample serves both presets
+    and one batched eigvalsh per preset serves every sample of the layer (cached in the batch)."""
+    if "spectra" in batch.cache:
+        return batch.cache["spectra"]
+    z, lengths, mask = batch.z, batch.lengths, batch.token_mask()
     b, t, d = z.shape
-    token_mask = (torch.arange(t)[None, :] < lengths[:, None]).unsqueeze(-1)
-    if preset == "paper":
-        lam, valid = gram_spectrum(row_normalize(z, 1e-10), lengths, 1.0 / d, 1e-6)
-    else:
-        mean = z.sum(1, keepdim=True) / lengths.clamp_min(1).to(z.dtype)[:, None, None]
-        centred = torch.where(token_mask, z - mean, torch.zeros_like(z))
-        lam, valid = gram_spectrum(row_normalize(centred, None), lengths, 1.0, 0.0)
-    values = spectrum_entropy(lam, valid, alpha, preset) / _normalizer(lengths, d)
-    reasons = []
-    for i in range(b):
-        if lengths[i] < 2 or d < 2:
-            reasons.append("needs at least 2 tokens and 2 dimensions (log(min(T, d)) = 0)")
-        elif torch.isnan(values[i]):
-            reasons.append("zero spectrum (all tokens identical after centring)")
-        else:
-            reasons.append(None)
-    return values, reasons
+    presets = [p for p in PRESETS if p in batch.presets]
+    count = lengths.clamp_min(1).to(z.dtype)
+    sums = batch.cache["sums"] if "sums" in batch.cache else z.sum(1)   # [B, d], padding rows are zero
+    mean = sums / count[:, None]
+    norms = torch.linalg.vector_norm(z, dim=-1)                          # ||z_i|| [B, T]
+    width = t
+    valid = torch.arange(width, device=z.device)[None, :] >= (width - lengths)[:, None]
+    if t <= d:
+        # Z Z^T of the raw tokens, then the centred Gram from it: (z_i - m).(z_j - m) = G_ij - q_i - q_j + m.m with
+        # q_i = z_i . m = (row sum of G) / T_i. Deriving it this way keeps exactly-zero token rows exact in the
+        # paper Gram; the cancellation it adds to the centred entries is relative eps * ||z||^2 / ||z - m||^2
+        # (rows at that level count as zero).
+        gram = batched_gram(z)                                                   # [B, T, T]
+        mats = []
+        if "paper" in presets:
+            inv = 1.0 / (norms + 1e-10)
+            mats.append(gram * inv[:, :, None] * inv[:, None, :])               # Zn Zn^T, unit diagonal
+        if "canonical" in presets:
+            q = gram.sum(-1) / count[:, None]                                   # [B, T]
+            c = (mean * mean).sum(-1)                                           # [B]
+            both = mask[:, :, None] & mask[:, None, :]
+            centred = torch.where(both, gram - q[:, :, None] - q[:, None, :] + c[:, None, None],
+                                  torch.zeros_like(gram))
+            diag = torch.diagonal(centred, dim1=1, dim2=2)
+            raw = torch.diagonal(gram, dim1=1, dim2=2)
+            zero = diag <= 16 * EPS64 * (raw + c[:, None])  # centred norm at rounding level of the raw one
+            inv = torch.where(zero, torch.zeros_like(diag), torch.rsqrt(torch.where(zero, torch.ones_like(diag), diag)))
+            mats.append(centred * inv[:, :, None] * inv[:, None, :])
+        # padding rows get eigenvalue -1, below every eigenvalue of the (PSD) valid block: after the ascending
+        # sort the sample's eigenvalues are exactly the last T_i
+        pad = torch.where(mask, torch.zeros_like(norms), torch.full_like(norms, -1.0))
+        for mat in mats:
+            mat.diagonal(dim1=-2, dim2=-1).add_(pad)
+        lams = [eigvalsh(mat) for mat in mats]                                    # one call per preset, [B, T]
+    else:  # more tokens than dimensions: the d x d covariances have the same nonzero spectrum
+        zn = z / (norms + 1e-10)[..., None]
+        mats = []
+        if "paper" in presets:
+            mats.append(torch.bmm(zn.transpose(1, 2), zn))
+        if "canonical" in presets:
+            zc = torch.where(mask[..., None], z - mean[:, None, :], torch.zeros_like(z))
+            nc = torch.linalg.vector_norm(zc, dim=-1, keepdim=True)
+            zcn = torch.where(nc > 0, zc / torch.where(nc > 0, nc, torch.ones_like(nc)), torch.zeros_like(zc))
+            mats.append(torch.bmm(zcn.transpose(1, 2), zcn))
+        # sample i's Gram spectrum: its top min(T_i, d) covariance eigenvalues and T_i - d exact zeros
+        zeros = torch.zeros(b, t - d, dtype=z.dtype, device=z.device)
+        lams = [torch.cat([zeros, eigvalsh(mat)], dim=-1) for mat in mats]       # ascending, [B, T]
+    out = {}
+    for preset, lam in zip(presets, lams):
+        if preset == "paper":  # scale after the decomposition: the unit-diagonal matrix decomposes fastest
+            lam = torch.where(valid, lam * (1.0 / d) + 1e-6, lam)
+        out[preset] = (lam, valid)
+    batch.cache["spectra"] = out
+    return out
+
+
+def prompt_entropy_kernel(batch: TokenBatch, preset: str = "paper") -> torch.Tensor:
+    """Prompt entropy of each sample of a TokenBatch -> [B] (NaN where the spectrum is zero; see the reason)."""
+    b, t, d = batch.z.shape
+    if t == 0:  # no tokens at all: no spectrum (the reason says why)
+        return torch.full((b,), float("nan"), dtype=torch.float64, device=batch.z.device)
+    lam, valid = _token_spectra(batch)[preset]
+    return spectrum_entropy(lam, valid, batch.alpha, preset) / _normalizer(batch.lengths, d)
+
+
+def prompt_entropy_reason(length: int, d: int, value: float) -> str | None:
+    if length < 2 or d < 2:
+        return "needs at least 2 tokens and 2 dimensions (log(min(T, d)) = 0)"
+    if math.isnan(value):
+        return "zero spectrum (all tokens identical after centring)"
+    return None
 
 
 def prompt_entropy(z: Array, alpha: float = 1.0, preset: str = "paper") -> float:
-    """Normalised matrix entropy of one sample's token matrix Z [T, d] (METRICS.md); higher = more spread."""
-    check_preset(preset)
-    z = as_float64(z, 2, "Z")
-    values, reasons = prompt_entropy_batch(z[None], torch.tensor([z.shape[0]]), alpha, preset)
-    if reasons[0]:
-        raise MetricUndefined(reasons[0])
-    return float(values[0])
+    """Normalised matrix entropy of one sample's token matrix Z [T, d] (METRICS.md); higher = more spread.
+
+    Raises:
+        MetricUndefined: T < 2 or d < 2, or (canonical) every token equal after centring.
+        ValueError: Z is not 2-D or the preset is unknown.
+    """
+    return one_sample(prompt_entropy_kernel, prompt_entropy_reason, z, check_preset(preset), alpha=alpha,
+                      presets=(preset,))
+
+
+def dataset_spectrum_entropy(p: torch.Tensor, alpha: float, preset: str, shared: dict | None = None) -> float:
+    """Normalised matrix entropy of a float64 pooled matrix P [N, d] with N, d >= 2 (see `dataset_entropy`).
+
+    For N <= d both presets are prompt entropy's formulas with the N samples as the tokens, so they share its
+    batched path (one Gram for both presets); `shared` (a dict kept by the caller) carries that work between the
+    two presets' calls. For N > d the paper preset is the authors' large-N branch: squared singular values of the
+    row-normalised P, no ridge and no 1/d.
+
+    Raises:
+        MetricUndefined: (canonical) every sample equal after centring.
+    """
+    n, d = p.shape
+    if preset == "paper" and n > d:
+        pn = row_normalize(p, 1e-10)
+        lam = torch.linalg.svdvals(pn)[None] ** 2
+        h = spectrum_entropy(lam, torch.ones_like(lam, dtype=torch.bool), alpha, preset)[0]
+        return float(h) / math.log(min(n, d))
+    shared = {} if shared is None else shared
+    if "batch" not in shared:
+        presets = PRESETS if n <= d else ("canonical",)
+        shared["batch"] = TokenBatch(p[None], torch.tensor([n], device=p.device), alpha, presets=presets)
+    value = float(prompt_entropy_kernel(shared["batch"], preset)[0])
+    if math.isnan(value):
+        raise MetricUndefined("zero spectrum (all samples identical after centring)")
+    return value
 
 
 def dataset_entropy(p: Array, alpha: float = 1.0, preset: str = "paper") -> float:
-    """Normalised matrix entropy of the pooled matrix P [N, d] (METRICS.md); higher = samples more spread."""
+    """Normalised matrix entropy of the pooled matrix P [N, d] (METRICS.md); higher = samples more spread.
+
+    Raises:
+        MetricUndefined: N < 2 or d < 2, or (canonical) every sample equal after centring.
+        ValueError: P is not 2-D or the preset is unknown.
+    """
     check_preset(preset)
     p = as_float64(p, 2, "P")
     n, d = p.shape
     if n < 2 or d < 2:
         raise MetricUndefined("needs at least 2 samples and 2 dimensions (log(min(N, d)) = 0)")
-    lengths = torch.tensor([n])
-    if preset == "paper":
-        pn = row_normalize(p, 1e-10)
-        if n <= d:
-            lam, valid = gram_spectrum(pn[None], lengths, 1.0 / d, 1e-6)
-        else:  # the authors' large-N branch: squared singular values, no ridge, no 1/d
-            lam = torch.linalg.svdvals(pn)[None] ** 2
-            valid = torch.ones_like(lam, dtype=torch.bool)
-    else:
-        pn = row_normalize(p - p.mean(0, keepdim=True), None)
-        lam, valid = gram_spectrum(pn[None], lengths, 1.0, 0.0)
-    h = spectrum_entropy(lam, valid, alpha, preset)[0]
-    if torch.isnan(h):
-        raise MetricUndefined("zero spectrum (all samples identical after centring)")
-    return float(h) / math.log(min(n, d))
+    return dataset_spectrum_entropy(p, alpha, preset)

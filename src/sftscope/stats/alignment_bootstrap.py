@@ -1,10 +1,12 @@
-"""Fast bootstrap intervals for the Base-vs-variant alignment curves (CKA, cosine similarity, mean shift).
+"""Fast bootstrap intervals for the Base-vs-variant alignment curves (every pair metric registered with a `ci`).
 
 The generic `bootstrap_ci` recomputes a metric from the raw N x d matrices per replicate; for every layer of a
-large model that is O(n_boot N^2 d). Here the Gram matrices are formed once per layer, so a CKA replicate is
-O(N^2) (index, centre, contract), a cosine replicate O(N) and a mean-shift replicate O(N d). The values on
-the full sample equal `sftscope.metrics.cka / cosine_similarity / mean_shift`. CKA intervals use the
-bias-corrected percentile method because duplicated rows in a resample push biased CKA upward.
+large model that is O(n_boot N^2 d). Here each metric's resampling form (`gram_form`, see sftscope.metrics.pair)
+evaluates a block of replicates at once from the N x N Grams (or per-sample vectors) formed once per layer: a
+resample is its vector of draw counts, and a block of R replicates costs a few N x N x R products. The
+resamples are drawn exactly as `bootstrap_ci` draws them (same seed, same samples), and the estimate is the
+same form at unit weights, so it equals `sftscope.metrics.<metric>` to rounding. CKA intervals use the
+bias-corrected percentile method (its `ci`) because duplicated rows in a resample push biased CKA upward.
 """
 
 from __future__ import annotations
@@ -12,41 +14,44 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sftscope.metrics.pair import PairContext
+from sftscope.metrics.registry import ci_metrics
 from sftscope.stats.uncertainty import interval_from_replicates
 
-ALIGNMENT_CI_METRICS = ("cka", "cosine_similarity", "mean_shift")
+BLOCK = 64  # replicates per block: [N, BLOCK] weights keep memory at a few N x N matrices
 
 
-def _centered_gram(gram: torch.Tensor) -> torch.Tensor:
-    return gram - gram.mean(0, keepdim=True) - gram.mean(1, keepdim=True) + gram.mean()
-
-
-def _cka_from_grams(gx: torch.Tensor, gy: torch.Tensor) -> float:
-    kc, lc = _centered_gram(gx), _centered_gram(gy)
-    return float((kc * lc).sum() / (kc.norm() * lc.norm()))
-
-
-def alignment_bootstrap(X, Y, n_boot: int = 200, level: float = 0.95, seed: int = 0
-                        ) -> dict[str, tuple[float, float, float]]:
-    """{metric: (estimate, low, high)} for row-aligned X (Base), Y (variant) [N, d], resampling samples."""
-    x = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).double()
-    y = torch.as_tensor(np.asarray(Y) if not torch.is_tensor(Y) else Y).double()
-    gx, gy = x @ x.T, y @ y.T
-    cos = (x * y).sum(1) / (x.norm(dim=1).clamp_min(1e-8) * y.norm(dim=1).clamp_min(1e-8))
-    diff = y - x
-    estimates = {"cka": _cka_from_grams(gx, gy), "cosine_similarity": float(cos.mean()),
-                 "mean_shift": float(diff.mean(0).norm())}
+def resample_counts(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """[n_boot, n] draw counts of n_boot resamples of n rows with replacement, drawn like `bootstrap_ci`."""
     rng = np.random.default_rng(seed)
-    boot = {m: np.empty(n_boot) for m in ALIGNMENT_CI_METRICS}
-    n = len(x)
-    for b in range(n_boot):
-        idx = torch.as_tensor(rng.integers(0, n, size=n))
-        boot["cka"][b] = _cka_from_grams(gx[idx][:, idx], gy[idx][:, idx])
-        boot["cosine_similarity"][b] = float(cos[idx].mean())
-        boot["mean_shift"][b] = float(diff[idx].mean(0).norm())
+    return np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_boot)]) \
+        if n_boot else np.zeros((0, n), dtype=np.int64)
+
+
+def alignment_bootstrap(X, Y, n_boot: int = 200, level: float = 0.95, seed: int = 0, ctx: PairContext | None = None
+                        ) -> dict[str, tuple[float, float, float]]:
+    """{metric: (estimate, low, high)} for row-aligned X (Base), Y (variant) [N, d], resampling samples.
+
+    X, Y: numpy arrays or tensors on any device (the math runs there, in float64); `ctx` reuses a PairContext of
+    the same X, Y (its Grams). Replicates where a metric is undefined (e.g. a side without variance) are dropped.
+
+    Raises:
+        SftscopeError: fewer than 2 finite replicates of a metric (from `interval_from_replicates`).
+        ValueError: X and Y hold different numbers of rows.
+    """
+    ctx = ctx or PairContext(X, Y)
+    specs = ci_metrics()
+    counts = torch.as_tensor(resample_counts(ctx.n, n_boot, seed), dtype=torch.float64)
+    ones = torch.ones(1, ctx.n, dtype=torch.float64)
+    boot = {spec.name: [] for spec in specs}
+    for start in range(0, n_boot, BLOCK):
+        block = counts[start:start + BLOCK].to(ctx.x.device)
+        for spec in specs:
+            boot[spec.name].append(spec.gram_form(ctx, block).cpu())
     out = {}
-    for metric, values in boot.items():
+    for spec in specs:
+        estimate = float(spec.gram_form(ctx, ones)[0])
+        values = torch.cat(boot[spec.name]).numpy() if boot[spec.name] else np.zeros(0)
         values = values[np.isfinite(values)]
-        method = "bc" if metric == "cka" else "percentile"
-        out[metric] = (estimates[metric], *interval_from_replicates(estimates[metric], values, level, method))
+        out[spec.name] = (estimate, *interval_from_replicates(estimate, values, level, spec.ci))
     return out

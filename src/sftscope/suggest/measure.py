@@ -17,12 +17,13 @@ from sftscope.capture.hooks import capture
 from sftscope.data.prepare import PreparedData
 from sftscope.metrics.accumulators import SideAccumulator
 from sftscope.metrics.core import MetricUndefined
-from sftscope.metrics.pair import cka
+from sftscope.metrics.registry import get_metric
 from sftscope.models.loading import LoadedModel, ModelRef
 from sftscope.stats.uncertainty import cluster_ratio_interval
 from sftscope.suggest.decide import LayerProfiles
 
-RANK_PRESET = "canonical"  # Roy & Vetterli effective rank of centred pooled states
+RANK_METRIC, RANK_PRESET = "effective_rank", "canonical"  # Roy & Vetterli effective rank of centred pooled states
+SIMILARITY_METRIC = "cka"  # compares consecutive layers and Base-vs-variant layers
 
 
 class LensAccuracy:
@@ -92,11 +93,14 @@ def _stream(loaded: LoadedModel, prepared: PreparedData, max_length: int, batch_
     return acc, lens_acc
 
 
-def _safe_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+def _similarity(x: torch.Tensor, y: torch.Tensor) -> float:
+    """SIMILARITY_METRIC of pooled states X, Y [N, d]; where it is undefined (no variance on a side), the value
+    for an unchanged representation: no measurable change of geometry."""
+    spec = get_metric(SIMILARITY_METRIC)
     try:
-        return cka(x, y)
+        return spec.fn(x, y)
     except MetricUndefined:
-        return 1.0  # no variance on either side: no measurable change of geometry
+        return spec.unchanged
 
 
 def _cka_interval(x: torch.Tensor, y: torch.Tensor, n_boot: int, seed: int) -> tuple[float, float]:
@@ -117,8 +121,8 @@ def dataset_profiles(base: LoadedModel, prepared: PreparedData, max_length: int,
     acc, lens = _stream(base, prepared, max_length, batch_size, lens=True)
     layers = range(acc.num_layers)
     pooled = [acc.pooled_matrix(layer)[1] for layer in layers]
-    ranks = [acc.pooled_values(layer).get(("effective_rank", RANK_PRESET)) for layer in layers]
-    out = {"layer_cka": np.array([_safe_cka(pooled[i], pooled[i + 1]) for i in range(len(pooled) - 1)]),
+    ranks = [acc.pooled_values(layer).get((RANK_METRIC, RANK_PRESET)) for layer in layers]
+    out = {"layer_cka": np.array([_similarity(pooled[i], pooled[i + 1]) for i in range(len(pooled) - 1)]),
            "effective_rank": np.array([r if isinstance(r, float) else 0.0 for r in ranks]),
            "lens_accuracy": lens.accuracy()}
     lens_ci = lens.accuracy_interval(n_boot, seed)
@@ -127,7 +131,7 @@ def dataset_profiles(base: LoadedModel, prepared: PreparedData, max_length: int,
     if variant is not None:
         var_acc, _ = _stream(variant, prepared, max_length, batch_size, lens=False)
         var_pooled = [var_acc.pooled_matrix(i)[1] for i in layers]
-        out["variant_cka"] = np.array([_safe_cka(pooled[i], var_pooled[i]) for i in layers])
+        out["variant_cka"] = np.array([_similarity(pooled[i], var_pooled[i]) for i in layers])
         if n_boot:
             ci = np.array([_cka_interval(pooled[i], var_pooled[i], n_boot, seed) for i in layers]).T
             if np.all(np.isfinite(ci)):

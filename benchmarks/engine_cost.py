@@ -1,0 +1,392 @@
+"""Cost of the representation-metric engine at the shape of OLMo-2-0425-1B, against the bare forward pass.
+
+Prints, measured side by side on the current device (median of --rounds interleaved rounds):
+  * forward s/batch: the bare forward pass (no LM head, as `analyze` runs it) of a batch of --batch samples of
+    T tokens (random weights, 16 blocks + embeddings = 17 layers, d 2048; bf16 on CUDA, fp32 on CPU);
+  * metric s/batch: feeding that batch's 17 layers to a SideAccumulator (both presets; every sample
+    token-level and pooled) until its results are computed; and the same for a pooled-only batch;
+  * end of run at --pooled-n samples per side (17 layers): finalize (pooled metrics of Base and SFT), pair rows,
+    bootstrap CIs (200 replicates), robustness test (20 splits).
+Then the work those steps did, counted per operation class by intercepting every aten op (GEMM FLOPs,
+factorisation FLOPs, bytes of everything else), and the projected `analyze` / bare-forward ratio on an H200
+for the default run (1000 pooled / 100 token-level samples of T tokens, Base + SFT) at stated rates per
+class. The projection is a model, not a measurement: see `RATES` and the README.
+
+With --against SRC (a checkout's src/ directory, e.g. of the previous version), each round also times the
+same token-level batch fed to that version's SideAccumulator in a subprocess, interleaved with the others, and
+prints the per-batch metric time of both and their ratio.
+
+Usage: python benchmarks/engine_cost.py [--lengths 256 512] [--batch 4] [--rounds 3] [--pooled-n 1000]
+       [--end-rounds 3] [--device auto] [--tiny] [--against ../old/src] [--skip-end]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from sftscope import runtime
+from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
+
+OLMO2_1B = dict(vocab_size=100352, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=4096, rope_theta=500000.0,
+                rms_norm_eps=1e-6)
+TINY = dict(OLMO2_1B, vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=4)
+
+# H200 SXM (NVIDIA datasheet): bf16 dense 989 TFLOP/s, fp64 tensor core 67 TFLOP/s, HBM3e 4.8 TB/s.
+# Rates per operation class used for the projection (see the README's performance section for why):
+RATES = {
+    "forward_flops": 0.40 * 989e12,   # bf16 GEMMs of the forward at 40% of peak (the issue's convention)
+    "gemm_flops": 0.50 * 67e12,       # float64 GEMM (Grams, products): half of the fp64 tensor-core peak
+    "bytes": 0.50 * 4.8e12,           # memory-bound ops (casts, masks, reductions): half of HBM bandwidth
+    # eigvalsh / svdvals: the reduction to tri-/bidiagonal form is half matrix-vector work, which reads the
+    # trailing matrix per column: ~0.25 flop per byte at 2.4 TB/s. A batched solver can reach this; a loop of
+    # one cuSOLVER call per matrix (torch's CUDA eigvalsh for n > 32) is latency-bound and far slower.
+    "factor_flops": 0.25 * 0.50 * 4.8e12,
+    # blocked Householder QR: its trailing updates are matrix products; a quarter of the fp64 tensor-core peak
+    "qr_flops": 0.25 * 67e12,
+}
+LAUNCH_US = 10.0  # host time per op (dispatch + kernel launch) on the accelerator path
+CLASS_OF_RATE = {"gemm_flops": "GEMM fp64", "bytes": "memory-bound", "factor_flops": "eigvalsh/svdvals",
+                 "qr_flops": "QR"}
+
+
+class OpCensus(TorchDispatchMode):
+    """Count the work of every aten op run inside: GEMM FLOPs (torch's flop formulas), factorisation FLOPs
+    (eigvalsh 4/3 n^3, svdvals 4 m n^2 - 4/3 n^3, QR 2 m n^2 - 2/3 n^3; Golub & Van Loan), bytes read + written
+    by the rest, and the op count. The CPU's own route through NumPy / SciPy (invisible to torch's dispatcher) is
+    switched off while counting, so the census is that of the accelerator path."""
+
+    def __enter__(self):
+        try:
+            from sftscope.metrics import dense
+        except ImportError:  # versions without the CPU shortcut
+            dense = None
+        self._dense = dense
+        if dense is not None:
+            self._libraries, dense.CPU_LIBRARIES = dense.CPU_LIBRARIES, False
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        if self._dense is not None:
+            self._dense.CPU_LIBRARIES = self._libraries
+        return super().__exit__(*exc)
+
+    GEMMS = ("mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul", "dot", "mv", "addmv")
+
+    def __init__(self):
+        super().__init__()
+        self.work = defaultdict(float)
+        from torch.utils.flop_counter import flop_registry
+        self._flops = flop_registry
+
+    @staticmethod
+    def _tensors(tree):
+        out = []
+        stack = [tree]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, torch.Tensor):
+                out.append(x)
+            elif isinstance(x, (list, tuple)):
+                stack.extend(x)
+            elif isinstance(x, dict):
+                stack.extend(x.values())
+        return out
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        self.work["ops"] += 1
+        name = func.overloadpacket.__name__
+        packet = func.overloadpacket
+        if name in ("linalg_qr", "geqrf"):
+            a = args[0]
+            m, n = max(a.shape[-2:]), min(a.shape[-2:])
+            self.work["qr_flops"] += (2.0 * m * n * n - 2.0 / 3.0 * n ** 3) * (a.numel() // max(m * n, 1))
+        elif name in ("_linalg_eigh", "linalg_eigh", "_linalg_svd", "linalg_svd"):
+            a = args[0]
+            if "eigh" in name:
+                n = a.shape[-1]
+                flops = 4.0 / 3.0 * n ** 3
+            else:
+                m, n = max(a.shape[-2:]), min(a.shape[-2:])
+                flops = 4.0 * m * n * n - 4.0 / 3.0 * n ** 3
+            self.work["factor_flops"] += flops * (a.numel() // max(a.shape[-1] * a.shape[-2], 1))
+        elif name in self.GEMMS and packet in self._flops:
+            self.work["gemm_flops"] += self._flops[packet](*args, out_val=result, **kwargs)
+        else:
+            tensors = self._tensors(args) + self._tensors(kwargs) + self._tensors(result)
+            self.work["bytes"] += sum(t.numel() * t.element_size() for t in tensors)
+        return result
+
+
+def projected_seconds(work: dict[str, float]) -> dict[str, float]:
+    return {k: work.get(k, 0.0) / RATES[k] for k in CLASS_OF_RATE}
+
+
+def build_model(shape: dict, device: str, dtype: torch.dtype):
+    from transformers import AutoModel, Olmo2Config
+
+    torch.manual_seed(0)
+    config = Olmo2Config(**shape)
+    with torch.device(device):
+        model = AutoModel.from_config(config, dtype=dtype)
+    return model.eval(), config
+
+
+class Layers:
+    """Hooks that hand every layer (0 = embedding output, l = output of block l) to a consumer."""
+
+    def __init__(self, model):
+        self.model, self.consumer = model, None
+        blocks = model.layers
+        blocks[0].register_forward_pre_hook(lambda m, a, k: self._emit(0, a[0] if a else k["hidden_states"]),
+                                            with_kwargs=True)
+        for i, block in enumerate(blocks):
+            block.register_forward_hook(lambda m, a, out, i=i: self._emit(i + 1, out[0] if isinstance(out, tuple)
+                                                                          else out))
+
+    def _emit(self, layer, hidden):
+        if self.consumer is not None:
+            self.consumer(layer, hidden)
+
+    @torch.no_grad()
+    def forward(self, ids, mask, consumer=None):
+        self.consumer = consumer
+        try:
+            self.model(input_ids=ids, attention_mask=mask, use_cache=False)
+        finally:
+            self.consumer = None
+
+
+_AGAINST = """
+import sys, time, torch
+from sftscope.metrics.accumulators import SideAccumulator
+torch.set_num_threads(int(sys.argv[3]))
+hidden, mask, names = torch.load(sys.argv[1], weights_only=True)
+acc = SideAccumulator(len(hidden), token_ids=None if sys.argv[2] == "token" else set())
+start = time.perf_counter()
+for layer, h in enumerate(hidden):
+    acc.update(layer, h, mask, names)
+getattr(acc, "flush", lambda: None)()
+print(time.perf_counter() - start)
+"""
+
+
+def against_seconds(src: str, path: Path, token: bool) -> float:
+    """Per-batch metric seconds of another version's SideAccumulator (src on PYTHONPATH) on saved states."""
+    env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
+    out = subprocess.run([sys.executable, "-c", _AGAINST, str(path), "token" if token else "pooled",
+                          str(torch.get_num_threads())], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _sync(device: str) -> None:
+    runtime.synchronize(device) if hasattr(runtime, "synchronize") else None
+
+
+def _flush(acc) -> None:
+    if hasattr(acc, "flush"):
+        acc.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pooled-n", type=int, default=1000)
+    parser.add_argument("--end-rounds", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--tiny", action="store_true", help="a 4-layer d=64 model (smoke test of this script)")
+    parser.add_argument("--against", help="src/ of another version: time its SideAccumulator on the same batches")
+    parser.add_argument("--skip-end", action="store_true", help="skip the end-of-run timing and the projection")
+    args = parser.parse_args()
+    device = runtime.resolve_device(args.device)
+    if not device.startswith("cuda"):
+        runtime.configure_cpu_threads()
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    shape = TINY if args.tiny else OLMO2_1B
+    model, config = build_model(shape, device, dtype)
+    layers = Layers(model)
+    num_layers, d = config.num_hidden_layers + 1, config.hidden_size
+    print(f"device {runtime.device_description() if device == runtime.default_device() else device}, "
+          f"model dtype {str(dtype).removeprefix('torch.')}, {num_layers} layers, d {d}, batch {args.batch}, "
+          f"torch threads {torch.get_num_threads()}, rounds {args.rounds} (median)")
+
+    gen = torch.Generator().manual_seed(0)
+    per_length = {}
+    for t in args.lengths:
+        ids = torch.randint(0, config.vocab_size, (args.batch, t), generator=gen).to(device)
+        mask = torch.ones(args.batch, t, dtype=torch.long, device=device)
+        captured: dict[int, torch.Tensor] = {}
+        layers.forward(ids, mask, lambda layer, h: captured.__setitem__(layer, h.detach().clone()))
+        bool_mask = mask.bool()
+        counter = [0]
+
+        def feed(token: bool, census=None):
+            counter[0] += 1
+            names = [f"r{counter[0]}s{i}" for i in range(args.batch)]
+            acc = SideAccumulator(num_layers, token_ids=None if token else set())
+            start = time.perf_counter()
+            for layer in range(num_layers):
+                acc.update(layer, captured[layer], bool_mask, names)
+            _flush(acc)
+            _sync(device)
+            return time.perf_counter() - start
+
+        def forward():
+            _sync(device)
+            start = time.perf_counter()
+            layers.forward(ids, mask)
+            _sync(device)
+            return time.perf_counter() - start
+
+        saved = None
+        if args.against:
+            saved = Path(tempfile.mkdtemp(prefix="engine-cost-")) / f"hidden-{t}.pt"
+            torch.save(([captured[i].cpu() for i in range(num_layers)], bool_mask.cpu(),
+                        [f"s{i}" for i in range(args.batch)]), saved)
+        forward(), feed(True)  # warm-up
+        fwd, tok, pooled, other = [], [], [], []
+        for _ in range(args.rounds):  # interleaved, so background load hits all alike
+            fwd.append(forward())
+            tok.append(feed(True))
+            pooled.append(feed(False))
+            if saved is not None:
+                other.append(against_seconds(args.against, saved, True))
+        census_tok, census_pool = OpCensus(), OpCensus()
+        with census_tok:
+            feed(True)
+        with census_pool:
+            feed(False)
+        flops = FlopCounterMode(display=False)
+        with flops:
+            layers.forward(ids, mask)
+        med = statistics.median
+        per_length[t] = dict(fwd=med(fwd), tok=med(tok), pooled=med(pooled), census_tok=census_tok.work,
+                             census_pool=census_pool.work, fwd_flops=flops.get_total_flops())
+        print(f"T={t}: forward {med(fwd):.3f} s/batch | metrics, token-level + pooled batch {med(tok):.3f} s "
+              f"(x{med(tok) / med(fwd):.2f} of forward) | pooled-only batch {med(pooled):.4f} s "
+              f"(x{med(pooled) / med(fwd):.3f})   rounds: fwd {[round(x, 3) for x in fwd]} "
+              f"tok {[round(x, 3) for x in tok]}")
+        if other:
+            print(f"T={t}: metrics of {args.against}: {med(other):.3f} s/batch (rounds {[round(x, 3) for x in other]})"
+                  f" -> this version is {med(other) / med(tok):.2f}x faster (median of {args.rounds} interleaved rounds)")
+            saved.unlink()
+        del captured
+
+    if args.skip_end:
+        return
+    end = end_of_run(num_layers, d, args.pooled_n, args.end_rounds, device)
+    project(per_length, end, args.batch, num_layers)
+
+
+def end_of_run(num_layers: int, d: int, n: int, rounds: int, device: str) -> dict:
+    """Time and census of the end-of-run math at n pooled samples per side (Base and a perturbed SFT)."""
+    from sftscope.analysis.uncertainty import add_uncertainty
+
+    gen = torch.Generator().manual_seed(1)
+    basis = torch.randn(64, d, generator=gen)
+    sides = {}
+    for side, noise in (("base", 0.0), ("sft", 0.3)):
+        acc = SideAccumulator(num_layers, token_ids=set())
+        g = torch.Generator().manual_seed(2)
+        for layer in range(num_layers):
+            for start in range(0, n, 250):
+                b = min(250, n - start)
+                latent = torch.randn(b, 64, generator=g)
+                rows = latent @ basis * (1 + layer) + torch.randn(b, d, generator=g) * (0.5 + noise) + 3.0
+                acc.update(layer, rows[:, None, :].to(device), torch.ones(b, 1, dtype=torch.bool, device=device),
+                           [f"x{start + i:05d}" for i in range(b)])
+        _flush(acc)
+        sides[side] = acc
+    state = {k: v for k, v in sides.items()}
+
+    def fresh(acc):
+        # a copy with no finalized state, so every round recomputes the pooled metrics
+        new = SideAccumulator(num_layers, token_ids=set())
+        for layer in range(num_layers):
+            ids, rows = acc.pooled_matrix(layer)
+            new.update(layer, rows[:, None, :], torch.ones(len(ids), 1, dtype=torch.bool, device=rows.device), ids)
+        _flush(new)
+        return new
+
+    steps = defaultdict(list)
+    census = defaultdict(lambda: defaultdict(float))
+    for r in range(rounds + 1):
+        base, sft = fresh(state["base"]), fresh(state["sft"])
+        watch = OpCensus() if r == rounds else None
+        timings = {}
+        for name, fn in (("finalize", lambda: (side_rows(base, "base", "x"), side_rows(sft, "sft", "x"))),
+                         ("pair rows", lambda: pair_rows(base, sft, "sft", "x")),
+                         ("bootstrap 200", lambda: add_uncertainty([], base, sft, "sft", "x", 200, 0, 0)),
+                         ("robustness 20", lambda: add_uncertainty([], base, sft, "sft", "x", 0, 20, 0))):
+            _sync(device)
+            start = time.perf_counter()
+            if watch is not None:
+                with watch:
+                    fn()
+                for k, v in watch.work.items():
+                    census[name][k] += v
+                watch.work.clear()
+            else:
+                fn()
+            _sync(device)
+            timings[name] = time.perf_counter() - start
+        if r < rounds:
+            for k, v in timings.items():
+                steps[k].append(v)
+    med = {k: statistics.median(v) for k, v in steps.items()}
+    print(f"end of run, N={n} pooled per side, {num_layers} layers: " +
+          ", ".join(f"{k} {v:.2f} s" for k, v in med.items()) + f"  (median of {rounds})")
+    return {"seconds": med, "census": census}
+
+
+def project(per_length: dict, end: dict, batch: int, num_layers: int) -> None:
+    print("\nProjection to an H200 (a model at stated rates, not a measurement): "
+          + ", ".join(f"{CLASS_OF_RATE[k]} {RATES[k] / 1e12:.1f} T{'B' if k == 'bytes' else 'FLOP'}/s"
+                      for k in CLASS_OF_RATE) + f", forward bf16 {RATES['forward_flops'] / 1e12:.0f} TFLOP/s")
+    end_s = sum(sum(projected_seconds(c).values()) for c in end["census"].values())
+    for t, r in per_length.items():
+        fwd = r["fwd_flops"] / RATES["forward_flops"]
+        tok = projected_seconds(r["census_tok"])
+        pool = projected_seconds(r["census_pool"])
+        # default run: 1000 pooled samples of which 100 token-level, Base + SFT, T tokens each
+        n_tok, n_pool, sides = 100, 1000, 2
+        run_fwd = fwd * n_pool / batch * sides
+        run_tok = sum(tok.values()) * n_tok / batch * sides
+        run_pool = sum(pool.values()) * (n_pool - n_tok) / batch * sides
+        ratio = (run_fwd + run_tok + run_pool + end_s) / run_fwd
+        print(f"T={t}: per batch of {batch}: forward {fwd * 1e3:.1f} ms; token-level metrics "
+              + ", ".join(f"{CLASS_OF_RATE[k]} {v * 1e3:.1f} ms" for k, v in tok.items())
+              + f"; pooled-only {sum(pool.values()) * 1e3:.2f} ms; host launches at {LAUNCH_US:.0f} us per op: "
+              f"token-level {r['census_tok']['ops'] * LAUNCH_US / 1e3:.1f} ms, pooled-only "
+              f"{r['census_pool']['ops'] * LAUNCH_US / 1e3:.1f} ms (asynchronous: hidden while below the "
+              f"forward's device time)")
+        print(f"T={t}: default run: forward {run_fwd:.1f} s, token-level metrics {run_tok:.1f} s, pooled updates "
+              f"{run_pool:.2f} s, end of run {end_s:.2f} s -> PROJECTED H200 analyze / bare forward = {ratio:.2f} "
+              f"(no overlap credited; factorisations 10x slower: "
+              f"{(run_fwd + run_tok + run_pool + end_s + 9 * _factor_share(r, end, batch, n_tok, sides)) / run_fwd:.2f})")
+
+
+def _factor_share(r, end, batch, n_tok, sides) -> float:
+    tok = r["census_tok"].get("factor_flops", 0.0) / RATES["factor_flops"] * n_tok / batch * sides
+    return tok + sum(c.get("factor_flops", 0.0) for c in end["census"].values()) / RATES["factor_flops"]
+
+
+if __name__ == "__main__":
+    main()
