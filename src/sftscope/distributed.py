@@ -112,6 +112,16 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
+def gather_to_main(obj: Any) -> list[Any] | None:
+    """Every rank's `obj` in rank order on rank 0 (None elsewhere): for large states only rank 0 needs."""
+    if world_size() == 1:
+        return [obj]
+    import torch.distributed as dist
+    out: list[Any] | None = [None] * world_size() if is_main() else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank `src`'s `obj` on every rank."""
     if world_size() == 1:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from sftscope import distributed
 from sftscope.analysis.config import AnalyzeConfig
 from sftscope.analysis.uncertainty import add_uncertainty
 from sftscope.capture.batches import EncodedSample, encode_texts, make_batches
@@ -23,8 +24,13 @@ from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
 from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.models.loading import LoadedModel, load_model, load_pair, load_tokenizer
-from sftscope.preflight import check_max_length, check_models, check_output_dir, check_samples
-from sftscope.results.rundir import RunDir
+from sftscope.preflight import (
+    check_max_length,
+    check_models,
+    check_output_dir,
+    check_samples,
+)
+from sftscope.results.rundir import RunDir, _atomic_write
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row, Tables
 from sftscope.runtime import resolve_device
 
@@ -63,9 +69,23 @@ def _new_accumulator(loaded: LoadedModel, prepared: PreparedData, cfg: AnalyzeCo
 def _run_side(loaded: LoadedModel, prepared: PreparedData, encoded: list[EncodedSample], cfg: AnalyzeConfig,
               acc: SideAccumulator) -> None:
     pad = loaded.tokenizer.pad_token_id
-    batches = list(make_batches(encoded, cfg.batch_size, pad, cfg.padding_side))
+    batches = distributed.shard(list(make_batches(encoded, cfg.batch_size, pad, cfg.padding_side)))
     for batch in tqdm(batches, desc=f"{loaded.name} x {prepared.name}", unit="batch", leave=False):
         capture(loaded, batch, acc.update)
+
+
+def _merged_on_main(accs: dict[str, SideAccumulator]) -> dict[str, SideAccumulator] | None:
+    """The accumulators of every rank merged into rank 0's (each rank fed a disjoint share of the samples; the
+    merge gives the tables of one accumulator that saw them all); None on the other ranks."""
+    if distributed.world_size() == 1:
+        return accs
+    gathered = distributed.gather_to_main({name: acc.state_dict() for name, acc in accs.items()})
+    if gathered is None:
+        return None
+    for states in gathered[1:]:
+        for name, acc in accs.items():
+            acc.merge(states[name])
+    return accs
 
 
 def _finish_dataset(run: RunDir, prepared: PreparedData, accs: dict[str, SideAccumulator],
@@ -94,15 +114,17 @@ def _analyze_resident(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedDa
         diagnostics = [r for m in models for r in _data_rows(prepared, m.name, encoded[m.name])]
         usable_ids = {e.id for e in _usable(prepared, encoded["base"])}
         accs = {m.name: _new_accumulator(m, prepared, cfg) for m in models}
-        # Group samples by the Base's token length so every model sees the same batches.
+        # Group samples by the Base's token length so every model sees the same batches; several processes each
+        # run a contiguous share of the groups, and rank 0 merges their accumulated states.
         groups = list(make_batches([e for e in encoded["base"] if e.id in usable_ids], cfg.batch_size, 0))
         by_id = {m.name: {e.id: e for e in encoded[m.name]} for m in models}
-        for group in tqdm(groups, desc=f"{'+'.join(by_id)} x {prepared.name}", unit="batch"):
+        for group in tqdm(distributed.shard(groups), desc=f"{'+'.join(by_id)} x {prepared.name}", unit="batch"):
             for m in models:
                 side = [by_id[m.name][i] for i in group.sample_ids]
                 for batch in make_batches(side, len(side), m.tokenizer.pad_token_id, cfg.padding_side, False):
                     capture(m, batch, accs[m.name].update)
-        _finish_dataset(run, prepared, accs, diagnostics, cfg)
+        merged = _merged_on_main(accs)
+        distributed.on_main(lambda: _finish_dataset(run, prepared, merged, diagnostics, cfg))
 
 
 def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[PreparedData], configs) -> None:
@@ -122,18 +144,28 @@ def _analyze_sequential(cfg: AnalyzeConfig, run: RunDir, datasets: list[Prepared
             encoded = _encode_side(prepared, loaded, cfg)
             acc = _new_accumulator(loaded, prepared, cfg)
             _run_side(loaded, prepared, _usable(prepared, encoded), cfg, acc)
+            merged = _merged_on_main({ref.name: acc})
             diag = [asdict(r) for r in _data_rows(prepared, ref.name, encoded)]
-            (spill / f"{ref.name}--{prepared.name}.diag.json").write_text(json.dumps(diag))
-            acc.save(spill / f"{ref.name}--{prepared.name}.pt")  # written last: marks the side finished
+            distributed.on_main(lambda: _spill(spill, f"{ref.name}--{prepared.name}", merged[ref.name], diag))
         del loaded
         gc.collect()
     run.write_environment(cfg.seed, records)
     device = resolve_device(cfg.load_options().device)  # the end-of-run math runs where the models ran
-    for prepared in pending:
-        accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt", device) for r in refs}
-        diag = [Row(**d) for r in refs
-                for d in json.loads((spill / f"{r.name}--{prepared.name}.diag.json").read_text())]
-        _finish_dataset(run, prepared, accs, diag, cfg)
+
+    def pair_sides():
+        for prepared in pending:
+            accs = {r.name: SideAccumulator.load(spill / f"{r.name}--{prepared.name}.pt", device) for r in refs}
+            diag = [Row(**d) for r in refs
+                    for d in json.loads((spill / f"{r.name}--{prepared.name}.diag.json").read_text())]
+            _finish_dataset(run, prepared, accs, diag, cfg)
+    distributed.on_main(pair_sides)
+
+
+def _spill(folder: Path, name: str, acc: SideAccumulator, diagnostics: list[dict]) -> None:
+    """One side's state on disk: diagnostics, then the accumulator, each written whole (temporary file + rename),
+    the accumulator last: its file marks the side finished, so a killed run never leaves a half file there."""
+    _atomic_write(folder / f"{name}.diag.json", lambda tmp: Path(tmp).write_text(json.dumps(diagnostics)))
+    _atomic_write(folder / f"{name}.pt", lambda tmp: acc.save(tmp))
 
 
 def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
