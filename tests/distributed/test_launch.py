@@ -25,7 +25,20 @@ def _env(**more) -> dict:
 
 
 def launch(module_args: list[str], ranks: int, check: bool = True, **env) -> subprocess.CompletedProcess:
-    """`python -m <module_args>` in one process, or under torchrun with `ranks` CPU processes."""
+    """`python -m <module_args>` in one process, or under torchrun with `ranks` CPU processes (one-process
+    `sftscope` commands run in this process: the same code, without a second interpreter's start-up)."""
+    if ranks == 1 and module_args[0] == "sftscope" and not env:
+        import contextlib
+        import io
+
+        from sftscope import cli
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([str(a) for a in module_args[1:]])
+        done = subprocess.CompletedProcess(module_args, code, out.getvalue(), err.getvalue())
+        if check:
+            assert code == 0, (done.stdout[-2000:], done.stderr[-4000:])
+        return done
     prefix = [sys.executable, "-m"] if ranks == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks), "-m"]
     done = subprocess.run(prefix + [str(a) for a in module_args], cwd=ROOT, env=_env(**env), capture_output=True,
