@@ -13,7 +13,7 @@ from pathlib import Path
 from sftscope.errors import SftscopeError
 from sftscope.results.rundir import check_output_dir
 
-__all__ = ["check_output_dir", "check_models", "check_weight_files", "check_max_length", "check_samples",
+__all__ = ["check_output_dir", "check_pair_run", "check_models", "check_weight_files", "check_max_length", "check_samples",
            "check_task_data", "check_tuning"]
 
 
@@ -40,6 +40,21 @@ def check_models(refs, trust_remote_code: bool = False, pair: bool = True) -> li
     for ref in refs:
         check_weight_files(ref)
     return configs
+
+
+def check_pair_run(cfg, out) -> tuple[list, list]:
+    """The checks every stage that streams data through a Base and its variants starts with: the output folder,
+    then the models (a wrong path fails before any data set is fetched) and --max-length against their positions.
+    Returns (refs, configs) for the loaders to reuse.
+
+    Raises:
+        SftscopeError: naming the first problem.
+    """
+    check_output_dir(out)
+    refs = cfg.refs()
+    configs = check_models(refs, cfg.trust_remote_code)
+    check_max_length(configs, cfg.max_length, [r.name for r in refs])
+    return refs, configs
 
 
 def check_weight_files(ref) -> None:

@@ -24,12 +24,7 @@ from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
 from sftscope.errors import SftscopeError
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.models.loading import LoadedModel, load_model, load_pair, load_tokenizer
-from sftscope.preflight import (
-    check_max_length,
-    check_models,
-    check_output_dir,
-    check_samples,
-)
+from sftscope.preflight import check_pair_run, check_samples
 from sftscope.results.rundir import RunDir, _atomic_write
 from sftscope.results.schema import MODE_DIAGNOSTIC, Row, Tables
 from sftscope.runtime import resolve_device
@@ -175,10 +170,7 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
         SftscopeError: unknown data sets or fields, models that cannot be loaded or compared, nothing to measure,
             or a different config already recorded in `out`.
     """
-    check_output_dir(out)
-    refs = cfg.refs()
-    configs = check_models(refs, cfg.trust_remote_code)  # models first: a wrong path fails before data is fetched
-    check_max_length(configs, cfg.max_length, [r.name for r in refs])
+    refs, configs = check_pair_run(cfg, out)  # models first: a wrong path fails before data is fetched
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.token_samples, cfg.pooled_samples, cfg.text_field)
                 for d in cfg.data]
     base_tokenizer = load_tokenizer(refs[0], cfg.trust_remote_code)

@@ -13,7 +13,7 @@ from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.data.prepare import prepare_dataset
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import LoadedModel, load_pair
-from sftscope.preflight import check_max_length, check_models, check_output_dir
+from sftscope.preflight import check_pair_run
 from sftscope.probing.config import ProbeConfig
 from sftscope.probing.logit_lens import lens_batch, predicted_positions
 from sftscope.results.rundir import RunDir
@@ -100,10 +100,7 @@ def run_probe(cfg: ProbeConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
     """
-    check_output_dir(out)
-    refs = cfg.refs()
-    configs = check_models(refs, cfg.trust_remote_code)
-    check_max_length(configs, cfg.max_length, [r.name for r in refs])
+    refs, configs = check_pair_run(cfg, out)
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
     run = RunDir(out)

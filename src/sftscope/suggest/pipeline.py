@@ -12,7 +12,7 @@ from pathlib import Path
 from sftscope import distributed
 from sftscope.data.prepare import prepare_dataset
 from sftscope.models.loading import load_model
-from sftscope.preflight import check_max_length, check_models, check_output_dir
+from sftscope.preflight import check_pair_run
 from sftscope.results.rundir import RunDir, write_json
 from sftscope.results.schema import (
     MODE_ALIGNMENT,
@@ -60,10 +60,7 @@ def read_suggestion(run: RunDir) -> Suggestion:
 
 
 def _run_suggest(cfg: SuggestConfig, out: str | Path) -> RunDir:
-    check_output_dir(out)
-    refs = cfg.refs()
-    configs = check_models(refs, cfg.trust_remote_code)
-    check_max_length(configs, cfg.max_length, [r.name for r in refs])
+    refs, configs = check_pair_run(cfg, out)
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
     run = RunDir(out)

@@ -18,12 +18,7 @@ from sftscope import distributed
 from sftscope.capture.batches import encode_texts, make_batches
 from sftscope.data.prepare import prepare_dataset
 from sftscope.models.loading import LoadedModel, load_pair
-from sftscope.preflight import (
-    check_max_length,
-    check_models,
-    check_output_dir,
-    check_task_data,
-)
+from sftscope.preflight import check_pair_run, check_task_data
 from sftscope.probing.logit_lens import next_token_stats
 from sftscope.results.rundir import RunDir
 from sftscope.results.schema import MODE_SWAP, Row, Tables
@@ -90,10 +85,7 @@ def run_swap(cfg: SwapConfig, out: str | Path) -> RunDir:
     Raises:
         SftscopeError: bad data sets, models that cannot be loaded or compared, or a different config in `out`.
     """
-    check_output_dir(out)
-    refs = cfg.refs()
-    configs = check_models(refs, cfg.trust_remote_code)
-    check_max_length(configs, cfg.max_length, [r.name for r in refs])
+    refs, configs = check_pair_run(cfg, out)
     plans = hybrids(configs[0].num_hidden_layers, cfg)  # a segment count the model cannot hold fails here
     datasets = [prepare_dataset(d, cfg.data_dir, cfg.seed, cfg.samples, cfg.samples, cfg.text_field)
                 for d in cfg.data]
