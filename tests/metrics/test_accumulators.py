@@ -174,6 +174,51 @@ def test_device_path_and_background_finishing_equal_the_synchronous_cpu_path(dev
         assert acc.pooled_matrix(0)[1].device.type == device  # the end-of-run math runs on that device
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_accelerator_route_equals_the_cpu_route(monkeypatch, threads):
+    """The kernels a GPU runs (torch's batched Gram and one padded eigvalsh per layer, finished in the
+    background) give the CPU route's values (NumPy, each sample's own block, several decompositions at once)."""
+    from sftscope.metrics import dense
+
+    samples = _samples()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        host = SideAccumulator(LAYERS, threads=1)
+        for i in range(0, len(IDS), 4):
+            _feed(host, samples, IDS[i:i + 4])
+        expected = _values(side_rows(host, "base", "d"))
+        monkeypatch.setattr(dense, "CPU_LIBRARIES", False)
+        accelerator = SideAccumulator(LAYERS, asynchronous=True)
+        for i in range(0, len(IDS), 4):
+            _feed(accelerator, samples, IDS[i:i + 4], side="left")
+        _assert_same(_values(side_rows(accelerator, "base", "d")), expected, rel=1e-9)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_reused_float64_buffer_leaves_earlier_batches_intact():
+    """The CPU route copies each batch's token rows into one reused float64 buffer: batches of different
+    shapes in any order give each sample the values it gets alone."""
+    samples = _samples()
+    alone = {}
+    for sid in IDS:
+        acc = SideAccumulator(LAYERS)
+        _feed(acc, samples, [sid])
+        alone[sid] = acc.token_values
+    acc = SideAccumulator(LAYERS)
+    for batch in (IDS[4:6], IDS[:1], IDS[6:], IDS[1:4]):  # long, short, long, mixed
+        _feed(acc, samples, batch)
+    assert acc._scratch is not None and acc._scratch.dtype == torch.float64
+    compared = 0
+    for layer in range(LAYERS):
+        for key, values in acc.token_values[layer].items():
+            for sid, value in values.items():
+                assert value == pytest.approx(alone[sid][layer][key][sid], rel=1e-12), (layer, key, sid)
+                compared += 1
+    assert compared > 3 * len(IDS)
+
+
 def test_merged_states_equal_one_accumulator_that_saw_every_sample(tmp_path):
     samples = _samples()
     shifted = {sid: [z + 0.5 * (layer + 1) for layer, z in enumerate(zs)] for sid, zs in samples.items()}

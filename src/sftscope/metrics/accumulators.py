@@ -157,6 +157,7 @@ class SideAccumulator:
         self.alpha, self.sparsity_threshold, self.pooled_dtype = float(alpha), float(sparsity_threshold), pooled_dtype
         self.threads = threads
         self.asynchronous = asynchronous
+        self._scratch: torch.Tensor | None = None  # float64 copy of the token rows, reused batch after batch (CPU)
         self.device: torch.device | None = None  # where pooled rows live and the end-of-run math runs
         layers = range(self.num_layers)
         self._token_values: list[dict[tuple[str, str], dict[str, float]]] = [defaultdict(dict) for _ in layers]
@@ -233,10 +234,14 @@ class SideAccumulator:
             self.device = hidden.device
         on_cpu = hidden.device.type == "cpu"
         asynchronous = (not on_cpu) if self.asynchronous is None else self.asynchronous
+        # the eigenvalue decompositions run one per thread with one BLAS thread each (no pool that spin-waits), so
+        # they may use every thread the process was given even where `threads` keeps the other work on one
+        workers = torch.get_num_threads()
         limit = cpu_threads(self.threads) if on_cpu and not asynchronous else nullcontext()
         with limit:
             staged = self._stage(layer, hidden, mask, [sample_ids[i] for i in keep], keep,
-                                 [want_token[i] for i in keep], [want_pooled[i] for i in keep], asynchronous)
+                                 [want_token[i] for i in keep], [want_pooled[i] for i in keep], asynchronous,
+                                 workers)
             if asynchronous:
                 self._finisher.submit(staged)
             else:
@@ -244,7 +249,7 @@ class SideAccumulator:
                 self._finish(staged)
 
     @torch.no_grad()
-    def _stage(self, layer, hidden, mask, ids, keep, want_token, want_pooled, asynchronous) -> _Staged:
+    def _stage(self, layer, hidden, mask, ids, keep, want_token, want_pooled, asynchronous, workers=None) -> _Staged:
         device = hidden.device
         # eager: on the CPU and finished at once, where reading a value costs nothing; otherwise nothing here may
         # wait for the device (no .item(), no bool() of a tensor): decisions that need values wait for _finish
@@ -266,14 +271,17 @@ class SideAccumulator:
             index = None if every else _index(token_rows, device)
             narrow, tok_lengths = _valid_first(h if every else h.index_select(0, index),
                                                m if every else m.index_select(0, index), eager)
-            z = narrow.to(torch.float64)
+            z = self._upcast(narrow) if eager else narrow.to(torch.float64)
         # upcast before any reduction; non-finite exactly when some valid entry is (float64 cannot overflow here).
         # On the CPU an explicit upcast then a sum ran 3x faster than a sum with dtype (and gives the same bits; the
         # token rows' zeros moved to the end change no partial sum); an accelerator sums without the float64 copy.
         if device.type != "cpu":
             sums = h.sum(1, dtype=torch.float64)
         else:
-            sums = z.sum(1) if every else h.to(torch.float64).sum(1)
+            if every:
+                sums = z.sum(1)
+            else:  # the reused buffer only where it does not hold this batch's token rows
+                sums = (self._upcast(h) if eager and not token_rows else h.to(torch.float64)).sum(1)
         finite = torch.isfinite(sums).all(1)
         bad = None
         if not (eager and bool(finite.all())):
@@ -288,11 +296,21 @@ class SideAccumulator:
                 z = torch.where(keep_rows, z, torch.zeros((), dtype=z.dtype, device=device))
                 narrow = torch.where(keep_rows, narrow, torch.zeros((), dtype=narrow.dtype, device=device))
                 tok_sums = torch.where(tok_finite[:, None], tok_sums, 0.0)
-            tokens = TokenBatch(z, tok_lengths, self.alpha, self.sparsity_threshold, self.presets)
+            tokens = TokenBatch(z, tok_lengths, self.alpha, self.sparsity_threshold, self.presets, workers)
             tokens.cache["sums"] = tok_sums  # the float64 sums of the valid rows: kernels reuse them
             if narrow.dtype == torch.float32:  # exact copy at half the bytes: sparsity's comparisons read it
                 tokens.cache["narrow"] = narrow
         return _Staged(layer, ids, want_token, want_pooled, rows, lengths, finite, bad, tokens, token_rows)
+
+    def _upcast(self, x: torch.Tensor) -> torch.Tensor:
+        """x as float64 in a buffer this accumulator reuses (CPU, finished at once, so the previous batch is done
+        with it). A fresh B x T x d float64 tensor is often large enough for the allocator to map new pages from
+        the OS each time; at the OLMo-2-1B shape the page faults cost 9x the copy itself."""
+        if x.dtype == torch.float64:
+            return x
+        if self._scratch is None or self._scratch.numel() < x.numel():
+            self._scratch = torch.empty(x.numel(), dtype=torch.float64)
+        return self._scratch[:x.numel()].view(x.shape).copy_(x)
 
     @torch.no_grad()
     def _finish(self, s: _Staged) -> None:

@@ -2,8 +2,9 @@
 
 The spectrum of Z Z^T (T x T) equals that of Z^T Z (d x d) plus zeros, so the smaller matrix is decomposed and
 the zeros are put back; a ridge on the identity shifts every eigenvalue, so it is added after that. Prompt
-entropy runs batched on the hidden states' device: one Gram per sample for both presets, one eigvalsh call
-per preset for every sample of a layer (samples padded to the batch's length with eigenvalue -1).
+entropy runs batched on the hidden states' device: one Gram per sample for both presets, then per preset one
+eigvalsh call for every sample of a layer on an accelerator (samples padded to the batch's length with
+eigenvalue -1), or each sample's own T_i x T_i block on the CPU (`dense.eigvalsh_blocks`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import torch
 
 from sftscope.metrics.core import EPS64, PRESETS, Array, MetricUndefined, as_float64, check_preset, row_normalize
-from sftscope.metrics.dense import batched_gram, eigvalsh
+from sftscope.metrics.dense import batched_gram, eigvalsh, eigvalsh_blocks
 from sftscope.metrics.token import TokenBatch, one_sample
 
 
@@ -50,7 +51,7 @@ def _normalizer(count: torch.Tensor, d: int) -> torch.Tensor:
 def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Gram spectra of every sample of a batch for each preset in `batch.presets`: preset -> (lam [B, W],
     valid [B, W]), sample i's T_i eigenvalues in the last T_i columns. One Gram per sample serves both presets
-    and one batched eigvalsh per preset serves every sample of the layer (cached in the batch)."""
+    and one `eigvalsh_blocks` call per preset serves every sample of the layer (cached in the batch)."""
     if "spectra" in batch.cache:
         return batch.cache["spectra"]
     z, lengths, mask = batch.z, batch.lengths, batch.token_mask()
@@ -66,29 +67,29 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
         # Z Z^T of the raw tokens, then the centred Gram from it: (z_i - m).(z_j - m) = G_ij - q_i - q_j + m.m with
         # q_i = z_i . m = (row sum of G) / T_i. Deriving it this way keeps exactly-zero token rows exact in the
         # paper Gram; the cancellation it adds to the centred entries is relative eps * ||z||^2 / ||z - m||^2
-        # (rows at that level count as zero).
-        gram = batched_gram(z)                                                   # [B, T, T]
+        # (rows at that level count as zero). The matrices are built in place: on the CPU the passes over
+        # B x T x T, not their arithmetic, were a third of this function's time.
+        gram = batched_gram(z, batch.workers)                                    # [B, T, T]
         mats = []
-        if "paper" in presets:
-            inv = 1.0 / (norms + 1e-10)
-            mats.append(gram * inv[:, :, None] * inv[:, None, :])               # Zn Zn^T, unit diagonal
         if "canonical" in presets:
             q = gram.sum(-1) / count[:, None]                                   # [B, T]
             c = (mean * mean).sum(-1)                                           # [B]
-            both = mask[:, :, None] & mask[:, None, :]
-            centred = torch.where(both, gram - q[:, :, None] - q[:, None, :] + c[:, None, None],
-                                  torch.zeros_like(gram))
+            raw = torch.diagonal(gram, dim1=1, dim2=2).clone()
+        if "paper" in presets:
+            inv = 1.0 / (norms + 1e-10)
+            paper = gram if "canonical" not in presets else gram.clone()
+            mats.append(paper.mul_(inv[:, :, None]).mul_(inv[:, None, :]))     # Zn Zn^T, unit diagonal
+        if "canonical" in presets:
+            centred = gram.sub_(q[:, :, None]).sub_(q[:, None, :]).add_(c[:, None, None])
             diag = torch.diagonal(centred, dim1=1, dim2=2)
-            raw = torch.diagonal(gram, dim1=1, dim2=2)
             zero = diag <= 16 * EPS64 * (raw + c[:, None])  # centred norm at rounding level of the raw one
+            # padding rows and columns get a zero scale: the matrix is zero outside each sample's block
+            zero = zero | ~mask
             inv = torch.where(zero, torch.zeros_like(diag), torch.rsqrt(torch.where(zero, torch.ones_like(diag), diag)))
-            mats.append(centred * inv[:, :, None] * inv[:, None, :])
-        # padding rows get eigenvalue -1, below every eigenvalue of the (PSD) valid block: after the ascending
-        # sort the sample's eigenvalues are exactly the last T_i
-        pad = torch.where(mask, torch.zeros_like(norms), torch.full_like(norms, -1.0))
-        for mat in mats:
-            mat.diagonal(dim1=-2, dim2=-1).add_(pad)
-        lams = [eigvalsh(mat) for mat in mats]                                    # one call per preset, [B, T]
+            mats.append(centred.mul_(inv[:, :, None]).mul_(inv[:, None, :]))
+        # eigenvalue -1 for the padding, below every eigenvalue of the (PSD) valid block: sample i's eigenvalues
+        # are exactly the last T_i of its ascending row
+        lams = [eigvalsh_blocks(mat, lengths, fill=-1.0, workers=batch.workers) for mat in mats]        # one call per preset, [B, T]
     else:  # more tokens than dimensions: the d x d covariances have the same nonzero spectrum
         zn = z / (norms + 1e-10)[..., None]
         mats = []
@@ -101,7 +102,7 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             mats.append(torch.bmm(zcn.transpose(1, 2), zcn))
         # sample i's Gram spectrum: its top min(T_i, d) covariance eigenvalues and T_i - d exact zeros
         zeros = torch.zeros(b, t - d, dtype=z.dtype, device=z.device)
-        lams = [torch.cat([zeros, eigvalsh(mat)], dim=-1) for mat in mats]       # ascending, [B, T]
+        lams = [torch.cat([zeros, eigvalsh(mat, batch.workers)], dim=-1) for mat in mats]       # ascending, [B, T]
     out = {}
     for preset, lam in zip(presets, lams):
         if preset == "paper":  # scale after the decomposition: the unit-diagonal matrix decomposes fastest
@@ -116,6 +117,9 @@ def prompt_entropy_kernel(batch: TokenBatch, preset: str = "paper") -> torch.Ten
     b, t, d = batch.z.shape
     if t == 0:  # no tokens at all: no spectrum (the reason says why)
         return torch.full((b,), float("nan"), dtype=torch.float64, device=batch.z.device)
+    if preset not in batch.presets:  # a preset the batch was not prepared for: add it to the shared work
+        batch.presets = (*batch.presets, preset)
+        batch.cache.pop("spectra", None)
     lam, valid = _token_spectra(batch)[preset]
     return spectrum_entropy(lam, valid, batch.alpha, preset) / _normalizer(batch.lengths, d)
 
