@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import torch
 
 from sftscope.metrics.core import PRESETS, MetricUndefined, check_preset
+from sftscope.metrics import dense
 from sftscope.metrics.dense import cpu_threads
 from sftscope.metrics.pooled import pooled_metrics
 from sftscope.metrics.registry import METRICS, token_keys, token_values
@@ -306,8 +307,8 @@ class SideAccumulator:
         """x as float64 in a buffer this accumulator reuses (CPU, finished at once, so the previous batch is done
         with it). A fresh B x T x d float64 tensor is often large enough for the allocator to map new pages from
         the OS each time; at the OLMo-2-1B shape the page faults cost 9x the copy itself."""
-        if x.dtype == torch.float64:
-            return x
+        if x.dtype == torch.float64 or not dense.CPU_LIBRARIES:  # the accelerator route (benchmarks count it) copies
+            return x.to(torch.float64)
         if self._scratch is None or self._scratch.numel() < x.numel():
             self._scratch = torch.empty(x.numel(), dtype=torch.float64)
         return self._scratch[:x.numel()].view(x.shape).copy_(x)
