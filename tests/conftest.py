@@ -106,3 +106,16 @@ def tiny_pair_dir(tmp_path_factory):
             cache[arch] = (save_tiny(arch, root / "base"), save_tiny(arch, root / "sft", perturb=0.02))
         return cache[arch]
     return get
+
+
+def manual_greedy(model, tok, ids: list[int], n: int) -> list[int]:
+    """Greedy decoding written out: up to n new token ids after `ids`, one full forward per token, stopping at EOS
+    (the reference the generation tests compare against)."""
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = int(model(input_ids=torch.tensor([ids + out])).logits[0, -1].argmax())
+            if nxt == tok.eos_token_id:
+                break
+            out.append(nxt)
+    return out

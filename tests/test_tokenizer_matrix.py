@@ -25,6 +25,7 @@ from sftscope.evaluation.scoring import continuation_logprobs, greedy_generate, 
 from sftscope.tokenization import (IGNORE_INDEX, encode_chat, encode_pair, encode_text, prefix_token_id,
                                    render_chat, special_layout)
 from sftscope.tuning.sequences import encode_prompt_completion
+from tests.conftest import manual_greedy
 from tests.tokenizer_families import CHAT_FAMILIES, FAMILIES, make_family
 
 PAIRS = [("Question: Tom has 3 apples and buys 2 more. How many?\nAnswer:", " He has 3 + 2 = 5.\n#### 5"),
@@ -131,17 +132,6 @@ class Spy(torch.nn.Module):
     @property
     def generation_config(self):
         return self.model.generation_config
-
-
-def manual_greedy(model, tok, ids: list[int], n: int) -> list[int]:
-    out = []
-    with torch.no_grad():
-        for _ in range(n):
-            nxt = int(model(input_ids=torch.tensor([ids + out])).logits[0, -1].argmax())
-            if nxt == tok.eos_token_id:
-                break
-            out.append(nxt)
-    return out
 
 
 @pytest.mark.parametrize("family, chat", CASES, ids=CASE_IDS)

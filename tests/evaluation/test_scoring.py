@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from sftscope.evaluation.scoring import continuation_logprobs, cut_at_stop, greedy_generate, perplexity
+from tests.conftest import manual_greedy
 from tests.evaluation.scoring_fixtures import tiny_llama, tiny_tokenizer
 
 
@@ -67,22 +68,10 @@ def test_continuation_logprobs_of_all_next_tokens_normalise(model, tok):
     assert got == pytest.approx(expected, rel=1e-4)
 
 
-def manual_greedy(model, tok, prompt: str, n: int) -> list[int]:
-    ids = tok(prompt)["input_ids"]
-    out = []
-    with torch.no_grad():
-        for _ in range(n):
-            nxt = int(model(input_ids=torch.tensor([ids + out])).logits[0, -1].argmax())
-            if nxt == tok.eos_token_id:
-                break
-            out.append(nxt)
-    return out
-
-
 def test_greedy_generate_matches_manual_argmax_loop(model, tok):
     prompt = "the cat sat on"
     got = greedy_generate(model, tok, [prompt], max_new_tokens=6, batch_size=1)[0]
-    assert got == tok.decode(manual_greedy(model, tok, prompt, 6), skip_special_tokens=True)
+    assert got == tok.decode(manual_greedy(model, tok, tok(prompt)["input_ids"], 6), skip_special_tokens=True)
 
 
 def test_left_padding_does_not_change_greedy_output(model, tok):

@@ -89,7 +89,7 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             mats.append(centred.mul_(inv[:, :, None]).mul_(inv[:, None, :]))
         # eigenvalue -1 for the padding, below every eigenvalue of the (PSD) valid block: sample i's eigenvalues
         # are exactly the last T_i of its ascending row
-        lams = [eigvalsh_blocks(mat, lengths, fill=-1.0, workers=batch.workers) for mat in mats]        # one call per preset, [B, T]
+        lams = [eigvalsh_blocks(mat, lengths, fill=-1.0, workers=batch.workers) for mat in mats]  # per preset, [B, T]
     else:  # more tokens than dimensions: the d x d covariances have the same nonzero spectrum
         zn = z / (norms + 1e-10)[..., None]
         mats = []
@@ -102,7 +102,7 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             mats.append(torch.bmm(zcn.transpose(1, 2), zcn))
         # sample i's Gram spectrum: its top min(T_i, d) covariance eigenvalues and T_i - d exact zeros
         zeros = torch.zeros(b, t - d, dtype=z.dtype, device=z.device)
-        lams = [torch.cat([zeros, eigvalsh(mat, batch.workers)], dim=-1) for mat in mats]       # ascending, [B, T]
+        lams = [torch.cat([zeros, eigvalsh(mat, batch.workers)], dim=-1) for mat in mats]  # ascending, [B, T]
     out = {}
     for preset, lam in zip(presets, lams):
         if preset == "paper":  # scale after the decomposition: the unit-diagonal matrix decomposes fastest

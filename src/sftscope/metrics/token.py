@@ -56,7 +56,7 @@ def _steps(batch: TokenBatch):
         z = batch.z
         steps = z[:, 1:] - z[:, :-1]                                   # v_k, [B, T-1, d]
         norms = torch.linalg.vector_norm(steps, dim=-1)                # [B, T-1]
-        dots = (steps[:, :-1] * steps[:, 1:]).sum(-1)                  # v_k . v_{k+1}, [B, T-2] (2x vecdot's speed on the CPU)
+        dots = (steps[:, :-1] * steps[:, 1:]).sum(-1)  # v_k . v_{k+1}, [B, T-2]; 2x vecdot's speed on the CPU
         batch.cache["steps"] = (norms, dots)
     return batch.cache["steps"]
 
