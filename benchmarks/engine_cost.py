@@ -10,7 +10,12 @@ Prints, measured side by side on the current device (median of --rounds interlea
 Then the work those steps did, counted per operation class by intercepting every aten op (GEMM FLOPs,
 factorisation FLOPs, bytes of everything else), and the projected `analyze` / bare-forward ratio on an H200
 for the default run (1000 pooled / 100 token-level samples of T tokens, Base + SFT) at stated rates per
-class. The projection is a model, not a measurement: see `RATES` and the README.
+class: with every eigenvalue decomposition on the GPU (`--eigen-route device`), and with prompt entropy's
+decompositions on the host's CPU threads, all of them (`host`) or the share that host and GPU finish together
+(`auto`), priced at the one-thread time of a T x T decomposition measured here, --host-cores cores (16, the lent
+H200 machine's) less two, and a device-to-host copy. On an accelerator it also times a batch of decompositions
+on the device and on the host route side by side. The projection is a model, not a measurement: see `RATES`
+and the README.
 
 With --against SRC (a checkout's src/ directory, e.g. of the previous version), each round also times the
 same token-level batch fed to that version's SideAccumulator in a subprocess, interleaved with the others, and
@@ -124,6 +129,7 @@ class OpCensus(TorchDispatchMode):
             if "eigh" in name:
                 n = a.shape[-1]
                 flops, kind = 4.0 / 3.0 * n ** 3, "eigh_flops"
+                self.work["eigh_matrices"] += a.numel() // max(n * n, 1)
             else:
                 m, n = max(a.shape[-2:]), min(a.shape[-2:])
                 flops, kind = 4.0 * m * n * n - 4.0 / 3.0 * n ** 3, "svd_flops"
@@ -228,6 +234,10 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a 4-layer d=64 model (smoke test of this script)")
     parser.add_argument("--against", help="src/ of another version: time its SideAccumulator on the same batches")
     parser.add_argument("--skip-end", action="store_true", help="skip the end-of-run timing and the projection")
+    parser.add_argument("--eigen-route", default="auto", choices=["auto", "device", "host"],
+                        help="analyze's --eigen-route for the timed batches (matters only on an accelerator)")
+    parser.add_argument("--host-cores", type=int, default=16,
+                        help="CPU cores beside the GPU in the projection (the lent H200 machine has 16)")
     args = parser.parse_args()
     device = runtime.resolve_device(args.device)
     if not device.startswith("cuda"):
@@ -251,10 +261,10 @@ def main() -> None:
         bool_mask = mask.bool()
         counter = [0]
 
-        def feed(token: bool, census=None):
+        def feed(token: bool, route: str = args.eigen_route):
             counter[0] += 1
             names = [f"r{counter[0]}s{i}" for i in range(args.batch)]
-            acc = SideAccumulator(num_layers, token_ids=None if token else set())
+            acc = SideAccumulator(num_layers, token_ids=None if token else set(), **_route_kwargs(route))
             start = time.perf_counter()
             for layer in range(num_layers):
                 acc.update(layer, captured[layer], bool_mask, names)
@@ -284,16 +294,22 @@ def main() -> None:
             if saved is not None:
                 other.append(against_seconds(args.against, saved, True))
         census_tok, census_pool = OpCensus(), OpCensus()
-        with census_tok:
-            feed(True)
+        with census_tok:  # every decomposition on the device: the projection re-prices them per route
+            feed(True, "device")
         with census_pool:
-            feed(False)
+            feed(False, "device")
+        n_eig = min(t, d)  # prompt entropy decomposes the smaller of T x T and d x d
+        host_eig = host_eigvalsh_seconds(n_eig, max(1, args.rounds), d)
         flops = FlopCounterMode(display=False)
         with flops:
             layers.forward(ids, mask)
         med = statistics.median
         per_length[t] = dict(census_tok=census_tok.work, census_pool=census_pool.work,
-                             fwd_flops=flops.get_total_flops())
+                             fwd_flops=flops.get_total_flops(), host_eig=host_eig, n_eig=n_eig)
+        print(f"T={t}: one {n_eig} x {n_eig} float64 eigvalsh on one CPU thread of this machine (LAPACK via NumPy, as the "
+              f"host route runs it): {host_eig * 1e3:.1f} ms (median of {max(3, args.rounds)})")
+        if device.startswith("cuda"):
+            route_probe(n_eig, d, device, args.rounds)
         if args.rounds:
             print(f"T={t}: forward {med(fwd):.3f} s/batch | metrics, token-level + pooled batch {med(tok):.3f} s "
                   f"(x{med(tok) / med(fwd):.2f} of forward) | pooled-only batch {med(pooled):.4f} s "
@@ -308,7 +324,65 @@ def main() -> None:
     if args.skip_end:
         return
     end = end_of_run(num_layers, d, args.pooled_n, args.end_rounds, device)
-    project(per_length, end, args.batch, num_layers)
+    project(per_length, end, args.batch, num_layers, args.host_cores)
+
+
+def _route_kwargs(route: str) -> dict:
+    """SideAccumulator's eigen_route where this version has it (an older one measured with --against has not)."""
+    import inspect
+
+    return {"eigen_route": route} if "eigen_route" in inspect.signature(SideAccumulator).parameters else {}
+
+
+def _gram_like(t: int, d: int, seed: int) -> torch.Tensor:
+    """A t x t unit-diagonal Gram of random rows with a shared direction (hidden states are far from isotropic)."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(t, d, generator=gen, dtype=torch.float64) + 4.0 * torch.randn(1, d, generator=gen, dtype=torch.float64)
+    z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+    return z @ z.T
+
+
+def host_eigvalsh_seconds(t: int, rounds: int, d: int = 2048) -> float:
+    """Median seconds of one t x t float64 eigvalsh on one CPU thread (the host route's unit of work)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    mat = _gram_like(t, d, 5).numpy()
+    times = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        np.linalg.eigvalsh(mat)  # warm-up
+        for _ in range(max(3, rounds)):
+            start = time.perf_counter()
+            np.linalg.eigvalsh(mat)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def route_probe(t: int, d: int, device: str, rounds: int, count: int = 8) -> None:
+    """On an accelerator: seconds for `count` t x t decompositions on the device (torch, one batched call) and on
+    the host route (copy + LAPACK on the router's threads), median of interleaved rounds."""
+    from sftscope.metrics import dense
+
+    mats = torch.stack([_gram_like(t, d, i) for i in range(count)]).to(device)
+    sizes = torch.full((count,), t, dtype=torch.int64, device=device)
+    host = dense.EigenRouter("host")
+    dev, hst = [], []
+    for r in range(max(1, rounds) + 1):
+        _sync(device)
+        start = time.perf_counter()
+        dense.eigvalsh_blocks(mats, sizes)
+        _sync(device)
+        a = time.perf_counter() - start
+        start = time.perf_counter()
+        dense.eigvalsh_blocks(mats, sizes, router=host)
+        b = time.perf_counter() - start
+        if r:  # the first round warms both up
+            dev.append(a)
+            hst.append(b)
+    med = statistics.median
+    print(f"T={t}: {count} decompositions of {t} x {t}: device {med(dev) * 1e3:.1f} ms "
+          f"({med(dev) / count * 1e3:.2f} ms each), host route on {host.workers} threads {med(hst) * 1e3:.1f} ms "
+          f"(median of {len(dev)} interleaved rounds)")
 
 
 def end_of_run(num_layers: int, d: int, n: int, rounds: int, device: str) -> dict:
@@ -373,7 +447,7 @@ def end_of_run(num_layers: int, d: int, n: int, rounds: int, device: str) -> dic
     return {"seconds": med, "census": census}
 
 
-def project(per_length: dict, end: dict, batch: int, num_layers: int) -> None:
+def project(per_length: dict, end: dict, batch: int, num_layers: int, host_cores: int = 16) -> None:
     print("\nProjection to an H200 (a model at stated rates, not a measurement): "
           + ", ".join(f"{CLASS_OF_RATE[k]} {RATES[k] / 1e12:.1f} T{'B' if k == 'bytes' else 'FLOP'}/s"
                       for k in CLASS_OF_RATE) + f", forward bf16 {RATES['forward_flops'] / 1e12:.0f} TFLOP/s")
@@ -398,10 +472,45 @@ def project(per_length: dict, end: dict, batch: int, num_layers: int) -> None:
         ideal = sum(ideal_factor_seconds(c) for c in end["census"].values()) \
             + ideal_factor_seconds(r["census_tok"]) * n_tok / batch * sides
         print(f"T={t}: default run: forward {run_fwd:.1f} s, token-level metrics {run_tok:.1f} s, pooled updates "
-              f"{run_pool:.2f} s, end of run {end_s:.2f} s -> PROJECTED H200 analyze / bare forward = {ratio:.2f} "
-              f"(no overlap credited); with factorisations at the streaming bound of a batched solver: "
+              f"{run_pool:.2f} s, end of run {end_s:.2f} s -> PROJECTED H200 analyze / bare forward, every "
+              f"decomposition on the GPU (--eigen-route device) = {ratio:.2f} (no overlap credited); with "
+              f"factorisations at the streaming bound of a batched solver: "
               f"{(run_fwd + run_tok + run_pool + end_s - share + ideal) / run_fwd:.2f}; 10x slower than assumed "
               f"(one call per matrix): {(run_fwd + run_tok + run_pool + end_s + 9 * share) / run_fwd:.2f}")
+        routes = route_projection(r, run_fwd, run_tok, run_pool, end_s, n_tok / batch * sides, r["n_eig"],
+                                  host_cores)
+        print(f"T={t}: the {routes['matrices']:.0f} decompositions of prompt entropy with the host's cores (one "
+              f"{r['n_eig']} x {r['n_eig']} eigvalsh {r['host_eig'] * 1e3:.1f} ms on one thread, measured here; {routes['workers']} "
+              f"threads of {host_cores} cores; copies at {PCIE_BYTES / 1e9:.0f} GB/s), the host's share "
+              f"overlapping the GPU: --eigen-route host {routes['host']:.2f}; --eigen-route auto (the default: the "
+              f"host takes what it absorbs while the GPU runs the rest and the forward passes) -> PROJECTED "
+              f"{routes['auto']:.2f} ({routes['auto_share']:.0%} on the host); if the GPU's decompositions run 10x slower than assumed: auto {routes['auto_slow']:.2f} "
+              f"({routes['auto_slow_share']:.0%} on the host)")
+
+
+PCIE_BYTES = 25e9  # device -> pageable host memory: half of PCIe Gen5 x16's ~50 GB/s
+
+
+def route_projection(r: dict, run_fwd: float, run_tok: float, run_pool: float, end_s: float, scale: float,
+                     n: int, host_cores: int) -> dict:
+    """The default run's ratio when prompt entropy's decompositions go to host threads (all, or the share that
+    lets host and device finish together, as `--eigen-route auto` aims for), the host's share running while the
+    device does everything else. Host per-matrix wall time: one thread's measured seconds / workers, plus its
+    copy from the device."""
+    matrices = r["census_tok"].get("eigh_matrices", 0.0) * scale
+    eig_device = r["census_tok"].get("eigh_flops", 0.0) / RATES["factor_flops"] * scale
+    other = run_fwd + run_tok - eig_device + run_pool  # device seconds of everything but the decompositions
+    workers = max(1, host_cores - 2)  # less the thread that drives the GPU and a metric thread
+    each_host = r["host_eig"] / workers + n * n * 8 / PCIE_BYTES
+    out = {"matrices": matrices, "workers": workers,
+           "host": (max(other, matrices * each_host) + end_s) / run_fwd}
+    for name, slow in (("auto", 1.0), ("auto_slow", 10.0)):
+        each_device = eig_device * slow / max(matrices, 1.0)
+        on_device = min(matrices, max(0.0, (matrices * each_host - other) / (each_device + each_host)))
+        wall = max(other + on_device * each_device, (matrices - on_device) * each_host)
+        out[name] = (wall + end_s) / run_fwd
+        out[name + "_share"] = 1 - on_device / max(matrices, 1.0)
+    return out
 
 
 def _factor_share(r, end, batch, n_tok, sides) -> float:

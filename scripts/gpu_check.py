@@ -8,7 +8,9 @@ GPU). Then, timed in this process, with peak accelerator memory per step:
      included on both sides, as analyze includes them), in --rounds interleaved rounds -> median ratio;
   2. `sftscope tune` of one cell (LoRA on mask 01000, 20 steps, gsm8k 20 items, no retention);
   3. `sftscope evaluate` of the Base on gsm8k (20 items).
-Prints one summary: the ratio, every step's seconds, peak memory, and any error (exit status 1 if one failed).
+Prints one summary: the ratio, every step's seconds, peak memory, where analyze's eigenvalue decompositions ran
+(`--eigen-route auto`: GPU and CPU threads, with each route's measured speed), and any error (exit status 1 if
+one failed).
 --tiny runs the same steps at a tiny shape and small counts (the CPU dry run the tests use).
 
 Usage: bash scripts/gpu_check.sh --out DIR [--tiny] [--rounds 3] [--engine-cost]
@@ -230,6 +232,11 @@ def _summary(check: Steps, ratio: float | None, rounds: int = 0) -> int:
     if ratio is not None:
         print(f"  RATIO analyze / bare forward (median of {rounds} interleaved rounds, loading included on both "
               f"sides): {ratio:.2f}")
+    from sftscope.metrics import dense
+
+    eigen = dense.router("auto")  # analyze's default route: where its decompositions ran, over every round
+    if sum(eigen.matrices.values()):
+        print(f"  analyze's {eigen.describe()}")
     print(f"  errors: {len(errors)}")
     return 1 if errors or ratio is None else 0
 

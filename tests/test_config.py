@@ -151,3 +151,15 @@ def test_building_the_command_line_imports_no_torch():
             "print(sorted(m for m in ('torch', 'peft', 'accelerate') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_eigen_route_does_not_decide_results_so_a_resume_may_change_it():
+    """Routes agree to ~1e-14: the run folder's identity leaves the route out (a resumed run may take another),
+    while options that change numbers stay in."""
+    from sftscope.analysis.config import AnalyzeConfig
+
+    a = AnalyzeConfig(base="b", sft="s", eigen_route="host")
+    b = a.replace(eigen_route="device")
+    assert a.identity() == b.identity() and "eigen_route" not in a.identity()
+    assert a.identity() != a.replace(token_samples=7).identity()
+    assert "--eigen-route" in a.to_argv() and a.to_argv()[a.to_argv().index("--eigen-route") + 1] == "host"

@@ -174,12 +174,14 @@ def test_device_path_and_background_finishing_equal_the_synchronous_cpu_path(dev
         assert acc.pooled_matrix(0)[1].device.type == device  # the end-of-run math runs on that device
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_the_accelerator_route_equals_the_cpu_route(monkeypatch, threads):
+@pytest.mark.parametrize("threads,route", [(1, "auto"), (2, "auto"), (1, "device"), (2, "host")])
+def test_the_accelerator_route_equals_the_cpu_route(monkeypatch, threads, route):
     """The kernels a GPU runs (torch's batched Gram and one padded eigvalsh per layer, finished in the
-    background) give the CPU route's values (NumPy, each sample's own block, several decompositions at once)."""
+    background; its decompositions routed to the device, the host or both) give the CPU route's values (NumPy,
+    each sample's own block, several decompositions at once)."""
     from sftscope.metrics import dense
 
+    monkeypatch.setattr(dense, "router", lambda mode: dense.EigenRouter(mode, workers=2))  # fresh estimates
     samples = _samples()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -189,10 +191,13 @@ def test_the_accelerator_route_equals_the_cpu_route(monkeypatch, threads):
             _feed(host, samples, IDS[i:i + 4])
         expected = _values(side_rows(host, "base", "d"))
         monkeypatch.setattr(dense, "CPU_LIBRARIES", False)
-        accelerator = SideAccumulator(LAYERS, asynchronous=True)
+        accelerator = SideAccumulator(LAYERS, asynchronous=True, eigen_route=route)
         for i in range(0, len(IDS), 4):
             _feed(accelerator, samples, IDS[i:i + 4], side="left")
         _assert_same(_values(side_rows(accelerator, "base", "d")), expected, rel=1e-9)
+        used = accelerator.router.matrices
+        assert used["host" if route == "host" else "device"] > 0
+        assert (used["host"] > 0) == (route != "device") and (used["device"] > 0) == (route != "host")
     finally:
         torch.set_num_threads(before)
 

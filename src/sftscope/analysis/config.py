@@ -15,6 +15,8 @@ PRESETS = ("paper", "canonical")
 class AnalyzeConfig(PlotOptions, PairRunConfig):
     """`sftscope analyze`: representation metrics per layer of the Base and each variant."""
 
+    NOT_IDENTITY = PairRunConfig.NOT_IDENTITY | {"eigen_route"}  # routes agree to rounding: resume may change it
+
     preset: Literal["paper", "canonical", "both"] = option(
         "both", "metric formulas: paper (the authors' code), canonical (textbook definitions) or both")
     token_samples: int = option(100, "samples for token-level metrics (a prefix of the pooled draw)")
@@ -24,6 +26,10 @@ class AnalyzeConfig(PlotOptions, PairRunConfig):
     chat_template: bool = option(False, "render fine-tuned sides with their chat template")
     padding_side: Literal["left", "right"] = option("right", "where batches are padded")
     bootstrap: int = option(200, "replicates for 95% CIs of CKA/cosine/mean shift (0: off)")
+    eigen_route: Literal["auto", "device", "host"] = option(
+        "auto", "where prompt entropy's eigenvalue decompositions run when the model is on a GPU: auto (each "
+                "layer's matrices split between the GPU and CPU threads by their measured speed), device or host; "
+                "on a CPU always the CPU. Routes agree to ~1e-14 relative; pick one for bit-identical reruns")
     robustness_splits: int = option(20, "split-half test: Base-vs-SFT mean shift vs within-model resampling "
                                         "noise (0: off)")
 

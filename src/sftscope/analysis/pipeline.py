@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sftscope.capture.batches import EncodedSample, encode_texts, make_batches
 from sftscope.capture.hooks import capture
 from sftscope.data.prepare import PreparedData, prepare_dataset, render_for_side
 from sftscope.errors import SftscopeError
+from sftscope.metrics import dense
 from sftscope.metrics.accumulators import SideAccumulator, pair_rows, side_rows
 from sftscope.models.loading import LoadedModel, load_model, load_pair, load_tokenizer
 from sftscope.preflight import check_pair_run, check_samples
@@ -58,7 +60,8 @@ def _usable(prepared: PreparedData, encoded: list[EncodedSample]) -> list[Encode
 
 
 def _new_accumulator(loaded: LoadedModel, prepared: PreparedData, cfg: AnalyzeConfig) -> SideAccumulator:
-    return SideAccumulator(loaded.parts.num_layers + 1, cfg.presets, prepared.token_ids, prepared.pooled_ids)
+    return SideAccumulator(loaded.parts.num_layers + 1, cfg.presets, prepared.token_ids, prepared.pooled_ids,
+                           eigen_route=cfg.eigen_route)
 
 
 def _run_side(loaded: LoadedModel, prepared: PreparedData, encoded: list[EncodedSample], cfg: AnalyzeConfig,
@@ -179,10 +182,15 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
     run = RunDir(out)
     run.bind_config("analyze", cfg.identity())
     pending = [p.name for p in datasets if not run.is_done(TABLE, p.name)]
+    eigen = dense.router(cfg.eigen_route)
+    before = sum(eigen.matrices.values())
     if cfg.mode == "resident":
         _analyze_resident(cfg, run, datasets, configs)
     else:
         _analyze_sequential(cfg, run, datasets, configs)
+    if sum(eigen.matrices.values()) > before:  # decompositions of hidden states held on an accelerator
+        tqdm.write(f"rank {distributed.rank()}: {eigen.describe()}" if distributed.world_size() > 1
+                   else eigen.describe(), file=sys.stderr)
     # figures are drawn from the table: redraw only when it changed (or they are missing)
     if cfg.plots and (pending or not any(run.figures.glob("alignment__*.png"))):
         from sftscope.report.plots.analysis import plot_analysis

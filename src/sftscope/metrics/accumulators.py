@@ -89,7 +89,8 @@ class _Staged:
 class _Finisher:
     """Runs fn(job) for submitted jobs in submission order on one background thread, started on demand and
     ended when idle; at most `depth` jobs wait (bounding the device memory they hold). After an exception in fn
-    the later jobs are dropped and every submit() or join() raises it (as the cause of a RuntimeError)."""
+    the later jobs are dropped and every submit() or join() raises it (as the cause of a RuntimeError).
+    `pressure`: moving average of how often a submission found the queue full (the caller had to wait)."""
 
     def __init__(self, fn, depth: int):
         self._fn = fn
@@ -97,9 +98,11 @@ class _Finisher:
         self._lock = threading.Lock()
         self._running = False
         self._error: BaseException | None = None
+        self.pressure = 0.0
 
     def submit(self, job) -> None:
         self._raise()
+        self.pressure = 0.8 * self.pressure + 0.2 * float(self._queue.full())
         self._queue.put(job)
         with self._lock:
             if not self._running:
@@ -145,12 +148,18 @@ class SideAccumulator:
             shared cores.
         asynchronous: finish layers on a background thread (None = when the hidden states are on CUDA).
         queue_depth: staged layers allowed to wait for the background thread before update() blocks.
+        eigen_route: where prompt entropy's eigenvalue decompositions run when the hidden states are on an
+            accelerator: "auto" (split between the device and host threads by measured speed), "device" or
+            "host" (`dense.EigenRouter`; the process's router for that mode is shared). On the CPU: the host.
+
+    Raises:
+        ValueError: an unknown preset or eigen route.
     """
 
     def __init__(self, num_layers: int, presets: Iterable[str] = PRESETS, token_ids: set[str] | None = None,
                  pooled_ids: set[str] | None = None, alpha: float = 1.0, sparsity_threshold: float = 0.01,
                  pooled_dtype: torch.dtype = torch.float32, threads: int | None = 1, asynchronous: bool | None = None,
-                 queue_depth: int = 4):
+                 queue_depth: int = 4, eigen_route: str = "auto"):
         self.num_layers = int(num_layers)
         self.presets = [check_preset(p) for p in presets]
         self.token_ids = None if token_ids is None else set(token_ids)    # None = every sample
@@ -158,6 +167,7 @@ class SideAccumulator:
         self.alpha, self.sparsity_threshold, self.pooled_dtype = float(alpha), float(sparsity_threshold), pooled_dtype
         self.threads = threads
         self.asynchronous = asynchronous
+        self.router = dense.router(eigen_route)
         self._scratch: torch.Tensor | None = None  # float64 copy of the token rows, reused batch after batch (CPU)
         self.device: torch.device | None = None  # where pooled rows live and the end-of-run math runs
         layers = range(self.num_layers)
@@ -297,7 +307,8 @@ class SideAccumulator:
                 z = torch.where(keep_rows, z, torch.zeros((), dtype=z.dtype, device=device))
                 narrow = torch.where(keep_rows, narrow, torch.zeros((), dtype=narrow.dtype, device=device))
                 tok_sums = torch.where(tok_finite[:, None], tok_sums, 0.0)
-            tokens = TokenBatch(z, tok_lengths, self.alpha, self.sparsity_threshold, self.presets, workers)
+            tokens = TokenBatch(z, tok_lengths, self.alpha, self.sparsity_threshold, self.presets, workers,
+                                None if device.type == "cpu" and dense.CPU_LIBRARIES else self.router)
             tokens.cache["sums"] = tok_sums  # the float64 sums of the valid rows: kernels reuse them
             if narrow.dtype == torch.float32:  # exact copy at half the bytes: sparsity's comparisons read it
                 tokens.cache["narrow"] = narrow
@@ -317,6 +328,8 @@ class SideAccumulator:
     def _finish(self, s: _Staged) -> None:
         """Token kernels on the device, one copy of the small results to the host, then the bookkeeping."""
         layer = s.layer
+        if s.tokens is not None and self.asynchronous is not False:
+            s.tokens.pressure = self._finisher.pressure  # how far the forward passes wait for this thread
         values = token_values(s.tokens, self.presets) if s.tokens is not None else {}
         parts = [s.finite.to(torch.float64), s.lengths.to(torch.float64)]
         parts += [s.bad.to(torch.float64)] if s.bad is not None else []

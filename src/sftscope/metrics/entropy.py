@@ -14,7 +14,7 @@ import math
 import torch
 
 from sftscope.metrics.core import EPS64, PRESETS, Array, MetricUndefined, as_float64, check_preset, row_normalize
-from sftscope.metrics.dense import batched_gram, eigvalsh, eigvalsh_blocks
+from sftscope.metrics.dense import batched_gram, eigvalsh, eigvalsh_blocks, host_route
 from sftscope.metrics.token import TokenBatch, one_sample
 
 
@@ -89,7 +89,14 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             mats.append(centred.mul_(inv[:, :, None]).mul_(inv[:, None, :]))
         # eigenvalue -1 for the padding, below every eigenvalue of the (PSD) valid block: sample i's eigenvalues
         # are exactly the last T_i of its ascending row
-        lams = [eigvalsh_blocks(mat, lengths, fill=-1.0, workers=batch.workers) for mat in mats]  # per preset, [B, T]
+        if len(mats) > 1 and not host_route(mats[0]):
+            # off the CPU both presets go in one call: one launch, and a router splits every decomposition at once
+            both = eigvalsh_blocks(torch.cat(mats), lengths.repeat(len(mats)), fill=-1.0, router=batch.router,
+                                   pressure=batch.pressure)
+            lams = list(both.split(b))
+        else:  # per preset, [B, T]
+            lams = [eigvalsh_blocks(mat, lengths, fill=-1.0, workers=batch.workers, router=batch.router,
+                                    pressure=batch.pressure) for mat in mats]
     else:  # more tokens than dimensions: the d x d covariances have the same nonzero spectrum
         zn = z / (norms + 1e-10)[..., None]
         mats = []
@@ -102,7 +109,7 @@ def _token_spectra(batch: TokenBatch) -> dict[str, tuple[torch.Tensor, torch.Ten
             mats.append(torch.bmm(zcn.transpose(1, 2), zcn))
         # sample i's Gram spectrum: its top min(T_i, d) covariance eigenvalues and T_i - d exact zeros
         zeros = torch.zeros(b, t - d, dtype=z.dtype, device=z.device)
-        lams = [torch.cat([zeros, eigvalsh(mat, batch.workers)], dim=-1) for mat in mats]  # ascending, [B, T]
+        lams = [torch.cat([zeros, eigvalsh(mat, batch.workers, batch.router, batch.pressure)], dim=-1) for mat in mats]  # [B, T]
     out = {}
     for preset, lam in zip(presets, lams):
         if preset == "paper":  # scale after the decomposition: the unit-diagonal matrix decomposes fastest

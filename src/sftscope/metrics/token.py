@@ -20,16 +20,20 @@ class TokenBatch:
     """Token matrices of a batch: z [B, T, d] float64, sample i's valid tokens in rows 0..lengths[i]-1 and zeros
     after; lengths [B] int64 on z's device. `cache` holds intermediates that several kernels share (a Gram,
     trajectory steps), so a batch is best used for one layer's kernels and then dropped. `workers`: CPU threads
-    for the per-sample eigenvalue decompositions (None: torch's intra-op thread count)."""
+    for the per-sample eigenvalue decompositions (None: torch's intra-op thread count); `router`: where those
+    of a batch on an accelerator run (`dense.EigenRouter`; None: on the device); `pressure`: the metric queue's
+    recent back-pressure, which the router weighs (1: the fastest split)."""
 
     def __init__(self, z: torch.Tensor, lengths: torch.Tensor, alpha: float = 1.0, sparsity_threshold: float = 0.01,
-                 presets=PRESETS, workers: int | None = None):
+                 presets=PRESETS, workers: int | None = None, router=None):
         if z.dim() != 3 or lengths.shape != z.shape[:1]:
             raise ValueError(f"need z [B, T, d] and lengths [B], got {tuple(z.shape)} and {tuple(lengths.shape)}")
         self.z, self.lengths = z, lengths.to(device=z.device, dtype=torch.int64)
         self.alpha, self.sparsity_threshold = float(alpha), float(sparsity_threshold)
         self.presets = tuple(presets)  # the presets kernels will be asked for (shared work is done for these)
         self.workers = workers
+        self.router = router
+        self.pressure = 1.0
         self.cache: dict = {}
 
     @property
