@@ -28,8 +28,9 @@ class AnalyzeConfig(PlotOptions, PairRunConfig):
     bootstrap: int = option(200, "replicates for 95% CIs of CKA/cosine/mean shift (0: off)")
     eigen_route: Literal["auto", "device", "host"] = option(
         "auto", "where prompt entropy's eigenvalue decompositions run when the model is on a GPU: auto (each "
-                "layer's matrices split between the GPU and CPU threads by their measured speed), device or host; "
-                "on a CPU always the CPU. Routes agree to ~1e-14 relative; pick one for bit-identical reruns")
+                "layer's split between the GPU and CPU threads, from their measured speeds: as much on the CPU "
+                "as it absorbs without holding up the forward passes), device or host; on a CPU always the CPU. "
+                "Routes agree to ~1e-14 relative; pick one for bit-identical reruns")
     robustness_splits: int = option(20, "split-half test: Base-vs-SFT mean shift vs within-model resampling "
                                         "noise (0: off)")
 
