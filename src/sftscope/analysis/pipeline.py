@@ -188,9 +188,11 @@ def run_analyze(cfg: AnalyzeConfig, out: str | Path) -> RunDir:
         _analyze_resident(cfg, run, datasets, configs)
     else:
         _analyze_sequential(cfg, run, datasets, configs)
-    if sum(eigen.matrices.values()) > before:  # decompositions of hidden states held on an accelerator
-        tqdm.write(f"rank {distributed.rank()}: {eigen.describe()}" if distributed.world_size() > 1
-                   else eigen.describe(), file=sys.stderr)
+    # where decompositions of accelerator-held states ran, every rank's (a collective: every rank takes part)
+    lines = distributed.gather_to_main(eigen.describe() if sum(eigen.matrices.values()) > before else None)
+    for rank, line in enumerate(lines or []):
+        if line is not None:
+            tqdm.write(f"rank {rank}: {line}" if len(lines) > 1 else line, file=sys.stderr)
     # figures are drawn from the table: redraw only when it changed (or they are missing)
     if cfg.plots and (pending or not any(run.figures.glob("alignment__*.png"))):
         from sftscope.report.plots.analysis import plot_analysis

@@ -270,7 +270,8 @@ def _routed(mats: torch.Tensor, sizes: torch.Tensor, fill: float, router: EigenR
         index = torch.tensor(host_rows, device=device)
         host = mats.index_select(0, index).to("cpu", torch.float64).numpy()
         blocks = [host[j, :counts[i], :counts[i]] for j, i in enumerate(host_rows)]
-        pending = _coordinator().submit(_timed_host_eigvalsh, blocks, router.pool(), router.workers)
+        spent: list[float] = []
+        pending = _coordinator().submit(_host_eigvalsh, blocks, router.workers, router.pool(), spent)
     out = torch.full((b, w), fill, dtype=mats.dtype, device=device)
     if device_rows:
         # time the decompositions, not the forward work queued before them (the device's time estimate is per
@@ -288,13 +289,13 @@ def _routed(mats: torch.Tensor, sizes: torch.Tensor, fill: float, router: EigenR
             return values
         out.index_copy_(0, index, values)
     if pending is not None:
-        values, seconds = pending.result()  # re-raises the host's exception here
+        values = pending.result()  # re-raises the host's exception here
         rows = np.full((len(host_rows), w), fill, dtype=np.float64)
         for j, (i, lam) in enumerate(zip(host_rows, values)):
             rows[j, w - counts[i]:] = lam
         index = torch.tensor(host_rows, device=device)
         out.index_copy_(0, index, torch.from_numpy(rows).to(device=device, dtype=mats.dtype))
-        router.observe("host", len(host_rows), sum(float(counts[i]) ** 3 for i in host_rows), seconds)
+        router.observe("host", len(host_rows), sum(float(counts[i]) ** 3 for i in host_rows), spent[0])
     return out
 
 
@@ -303,30 +304,6 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type != "cpu" and hasattr(torch, device.type) and hasattr(getattr(torch, device.type), "synchronize"):
         getattr(torch, device.type).synchronize()
-
-
-def _timed_host_eigvalsh(mats: list[np.ndarray], pool: ThreadPoolExecutor,
-                         workers: int) -> tuple[list[np.ndarray], float]:
-    """_host_eigvalsh on `pool`'s threads, and the seconds they spent in total (the host route's speed estimate)."""
-    spent = [0.0] * len(mats)
-
-    def one(i: int) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            return np.linalg.eigvalsh(mats[i])
-        finally:
-            spent[i] = time.perf_counter() - start
-
-    for m in mats:
-        if not np.isfinite(m).all():
-            raise ValueError("eigvalsh: the matrix has non-finite entries")
-    values: list = [None] * len(mats)
-
-    def store(i: int) -> None:
-        values[i] = one(i)
-
-    _host_map(store, sorted(range(len(mats)), key=lambda i: -mats[i].shape[0]), workers, pool)
-    return values, sum(spent)
 
 
 @lru_cache(maxsize=1)
@@ -349,8 +326,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="sftscope-dense")
 
 
-def _host_eigvalsh(mats: list[np.ndarray], workers: int | None = None) -> list[np.ndarray]:
-    """Eigenvalues of float64 symmetric matrices on the CPU (LAPACK dsyevd through NumPy, no vectors).
+def _host_eigvalsh(mats: list[np.ndarray], workers: int | None = None, pool: ThreadPoolExecutor | None = None,
+                   spent: list[float] | None = None) -> list[np.ndarray]:
+    """Eigenvalues of float64 symmetric matrices on the CPU (LAPACK dsyevd through NumPy, no vectors), on `pool`
+    (None: the module's pool); `spent`, if given, gets the seconds the threads spent in total appended.
 
     Raises:
         ValueError: a matrix has non-finite entries.
@@ -359,12 +338,17 @@ def _host_eigvalsh(mats: list[np.ndarray], workers: int | None = None) -> list[n
         if not np.isfinite(m).all():
             raise ValueError("eigvalsh: the matrix has non-finite entries")
     values: list = [None] * len(mats)
+    seconds = [0.0] * len(mats)
 
     def one(i: int) -> None:
+        start = time.perf_counter()
         values[i] = np.linalg.eigvalsh(mats[i])
+        seconds[i] = time.perf_counter() - start
 
     # the largest first, so that no thread is left alone with a big matrix at the end
-    _host_map(one, sorted(range(len(mats)), key=lambda i: -mats[i].shape[0]), workers)
+    _host_map(one, sorted(range(len(mats)), key=lambda i: -mats[i].shape[0]), workers, pool)
+    if spent is not None:
+        spent.append(sum(seconds))
     return values
 
 
